@@ -1,0 +1,137 @@
+"""The two LoRA stages on a tiny local Qwen2: real peft training on CPU, real data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer.config import load_stage_config
+from trainer.stages import run_stage
+
+TINY = ["train_limit=48", "val_limit=16", "batch_size=8", "micro_batch_size=4", "max_length=256",
+        "learning_rate=3e-3", "log_every=1", "eval_every=2", "lora.dropout=0.0"]
+
+
+def stage_config(stage, base, data, out, *extra):
+    return load_stage_config(stage, overrides=[f"base={base}", f"data={data}", f"out_dir={out}", *TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def stage1_run(tmp_path_factory, tiny_qwen2_dir, small_prepared):
+    out = tmp_path_factory.mktemp("runs") / "stage1"
+    config = stage_config("stage1", tiny_qwen2_dir, small_prepared, out, "epochs=2")
+    summary = run_stage(config, show_progress=False)
+    return out, summary
+
+
+def test_stage1_trains_only_mlp_lora_and_keeps_lowest_val_loss(stage1_run):
+    out, summary = stage1_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    vals = [h for h in metrics["history"] if h.get("val_loss") is not None]
+    # Learning happened: the kept loss is below the untrained (start) loss.
+    assert summary["best_val_loss"] < summary["start_val_loss"]
+    best = min(vals, key=lambda h: h["val_loss"])
+    assert summary["best_step"] == best["step"] and summary["best_val_loss"] == pytest.approx(best["val_loss"])
+    meta = json.loads((out / "adapter" / "tsx_stage.json").read_text())
+    assert meta["step"] == best["step"] and meta["stage"] == 1
+    # Only LoRA tensors of the configured MLP modules are saved, and they are not the zero init.
+    weights = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert weights and all("lora_" in k for k in weights)
+    assert {k.split(".")[-3] for k in weights} == {"gate_proj", "up_proj", "down_proj"}
+    assert any(float(v.abs().sum()) > 0 for k, v in weights.items() if "lora_B" in k)
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 16 and sorted(config["target_modules"]) == ["down_proj", "gate_proj", "up_proj"]
+    assert 0 < summary["trainable_percent"] < 100
+    assert (out / "loss_curve.png").stat().st_size > 1000
+    assert (out / "metrics.csv").read_text().startswith("step,epoch,train_loss,val_loss")
+
+
+def test_base_weights_unchanged_by_stage1(stage1_run, tiny_qwen2_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out, _ = stage1_run
+    base = AutoModelForCausalLM.from_pretrained(tiny_qwen2_dir)
+    reference = {k: v.clone() for k, v in base.state_dict().items()}
+    peft_model = PeftModel.from_pretrained(base, str(out / "adapter"))
+    for name, tensor in peft_model.base_model.model.state_dict().items():
+        if "lora_" in name:
+            continue
+        key = name.replace(".base_layer", "")
+        assert torch.equal(tensor, reference[key]), name
+
+
+def test_stage2_trains_new_qv_lora_on_top_of_stage1(stage1_run, tiny_qwen2_dir, small_prepared, tmp_path):
+    stage1_out, _ = stage1_run
+    out = tmp_path / "stage2"
+    config = stage_config("stage2", tiny_qwen2_dir, small_prepared, out, "max_steps=3",
+                          f"init_adapters=[{stage1_out / 'adapter'}]")
+    summary = run_stage(config, show_progress=False)
+    weights = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert {k.split(".")[-3] for k in weights} == {"q_proj", "v_proj"}
+    meta = json.loads((out / "adapter" / "tsx_stage.json").read_text())
+    assert meta["stack"] == [str((stage1_out / "adapter").resolve())]
+    assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == 8
+    assert summary["steps"] == 3
+
+
+def test_resume_continues_instead_of_restarting(tiny_qwen2_dir, small_prepared, tmp_path, monkeypatch):
+    """Killed right after the step-2 checkpoint, resumed: the same adapter as an uninterrupted run."""
+    from trainer.stages import StageRun
+
+    whole = run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "whole",
+                                   "max_steps=4", "eval_every=1"), show_progress=False)
+    config = stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "cut", "max_steps=4", "eval_every=1")
+    real_save = StageRun._save_checkpoint
+
+    def save_then_die(self, model, optimizer, scheduler, state):
+        real_save(self, model, optimizer, scheduler, state)
+        if state["global_step"] == 2:
+            raise KeyboardInterrupt  # what Ctrl-C (or a kill between two writes) does to the run
+
+    monkeypatch.setattr(StageRun, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(config, show_progress=False)
+    monkeypatch.undo()
+    state = json.loads((tmp_path / "cut" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["global_step"] == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_stage(config, show_progress=False)
+    resumed = run_stage(config, resume=True, show_progress=False)
+    assert resumed["steps"] == 4
+    history = json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"]
+    train_steps = [h["step"] for h in history if h.get("train_loss") is not None]
+    assert train_steps == [1, 2, 3, 4]
+    a = load_file(tmp_path / "whole" / "checkpoints" / "last" / "adapter.safetensors")
+    b = load_file(tmp_path / "cut" / "checkpoints" / "last" / "adapter.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    assert resumed["best_val_loss"] == pytest.approx(whole["best_val_loss"], rel=1e-4)
+
+
+def test_resume_refuses_changed_config(tiny_qwen2_dir, small_prepared, tmp_path):
+    run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "r", "max_steps=1"), show_progress=False)
+    with pytest.raises(ValueError, match="lora"):
+        run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "r", "max_steps=2", "lora.r=4"),
+                  resume=True, show_progress=False)
+
+
+def test_adapter_from_another_base_is_refused(stage1_run, tiny_qwen2_dir, small_prepared, tmp_path):
+    import shutil
+
+    from medcore.models import ModelError
+
+    other = tmp_path / "other_base"
+    shutil.copytree(tiny_qwen2_dir, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["rms_norm_eps"] = 1e-5  # a different model as far as the fingerprint can tell
+    (other / "config.json").write_text(json.dumps(cfg))
+    stage1_out, _ = stage1_run
+    config = stage_config("stage2", other, small_prepared, tmp_path / "s2", "max_steps=1",
+                          f"init_adapters=[{stage1_out / 'adapter'}]")
+    with pytest.raises(ModelError, match="another base"):
+        run_stage(config, show_progress=False)

@@ -1,0 +1,1 @@
+"""TSX-MedTrans trainer: data preparation, the two LoRA stages, and evaluation."""

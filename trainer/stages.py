@@ -1,0 +1,395 @@
+"""The two LoRA stages: one training loop, configured by a StageConfig.
+
+Stage 1 adds a LoRA to the MLP and trains it on term pairs; stage 2 merges stage 1 into the base
+and trains a new, smaller LoRA on the attention projections over sentence pairs. The loop:
+
+    for each epoch (seeded order):  micro-batches -> accumulate -> clip -> AdamW step -> LR step
+        every eval_every steps and at each epoch end: validation loss; the lowest one is the stage
+        output (out_dir/adapter); a resumable checkpoint goes to out_dir/checkpoints/last.
+
+Loss is token cross-entropy on the answer tokens only (prompt positions are -100). The same
+script runs on CPU, one GPU, or several under ``torchrun``/``accelerate launch`` (via Accelerate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from medcore.atomic import atomic_dir, write_json, write_jsonl, write_text
+from medcore.models import ModelError
+from medcore.prompt import end_of_turn_id, render_prompt_ids
+from trainer.config import StageConfig
+from trainer.data import read_records
+from trainer.modeling import (
+    STAGE_META,
+    apply_adapters,
+    base_fingerprint,
+    load_model,
+    load_tokenizer,
+    pick_device_dtype,
+    read_stage_meta,
+)
+from trainer.plots import plot_loss_curves
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+# Config fields that may change between a run and its resumption (they do not change the math).
+RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir", "device"}
+
+
+@dataclass
+class Example:
+    id: str
+    input_ids: list[int]
+    labels: list[int]
+
+
+def tokenize(records: list[dict], tokenizer: Any, max_length: int) -> tuple[list[Example], list[dict]]:
+    """Prompt contract + answer + end-of-turn; returns (kept, over-length records)."""
+    eot = end_of_turn_id(tokenizer)
+    kept, too_long = [], []
+    for record in records:
+        prompt = render_prompt_ids(tokenizer, record["source"], record["direction"])
+        answer = tokenizer(record["target"], add_special_tokens=False)["input_ids"] + [eot]
+        if len(prompt) + len(answer) > max_length:
+            too_long.append({"id": record["id"], "tokens": len(prompt) + len(answer), "max_length": max_length})
+            continue
+        kept.append(Example(record["id"], prompt + answer, [IGNORE] * len(prompt) + answer))
+    return kept, too_long
+
+
+def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, example in enumerate(batch):
+        n = len(example.input_ids)
+        ids[row, :n] = torch.tensor(example.input_ids)
+        labels[row, :n] = torch.tensor(example.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def lr_lambda(schedule: str, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant" or total <= warmup:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+
+    return factor
+
+
+def trainable_share(model: torch.nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable (LoRA) tensors, detached on CPU: what a checkpoint and the output hold."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().to("cpu").clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+@torch.no_grad()
+def validation_loss(model, examples: list[Example], micro_batch: int, pad_id: int, accelerator) -> float:
+    """Mean cross-entropy over every answer token of the validation set (not a mean of batch means)."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    shard = examples[accelerator.process_index :: accelerator.num_processes]
+    for start in range(0, len(shard), micro_batch):
+        batch = {k: v.to(accelerator.device) for k, v in collate(shard[start : start + micro_batch], pad_id).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        shift_logits, shift_labels = logits[:, :-1].float(), batch["labels"][:, 1:]
+        loss = torch.nn.functional.cross_entropy(
+            shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        )
+        total += torch.stack([loss.double(), (shift_labels != IGNORE).sum().double()])
+    total = accelerator.reduce(total, "sum")
+    model.train()
+    return float(total[0] / total[1].clamp(min=1))
+
+
+class StageRun:
+    """One stage: prepares model and data, runs the loop, writes every output."""
+
+    def __init__(self, config: StageConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True):
+        from accelerate import Accelerator
+
+        config.validate()
+        self.cfg = config
+        self.out = Path(config.out_dir)
+        self.ckpt_dir = self.out / "checkpoints" / "last"
+        self.resume, self.overwrite, self.show_progress = resume, overwrite, show_progress
+        self.accelerator = Accelerator(cpu=config.device == "cpu")
+        self.is_main = self.accelerator.is_main_process
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def _check_out_dir(self) -> dict | None:
+        state_file = self.ckpt_dir / "state.json"
+        if not state_file.exists():
+            if self.resume:
+                raise FileNotFoundError(f"--resume given but {self.ckpt_dir} holds no checkpoint")
+            return None
+        if not self.resume and not self.overwrite:
+            raise FileExistsError(
+                f"{self.out} already holds a run (checkpoint at step "
+                f"{json.loads(state_file.read_text())['global_step']}); pass --resume to continue it "
+                "or --overwrite to start again"
+            )
+        if self.overwrite:
+            return None
+        state = json.loads(state_file.read_text())
+        old, new = state["config"], self.cfg.to_dict()
+        changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+        if changed:
+            raise ValueError(f"cannot resume: config changed since the checkpoint ({', '.join(changed)})")
+        return state
+
+    def _build_model(self):
+        from peft import LoraConfig, get_peft_model
+
+        cfg = self.cfg
+        device, dtype = pick_device_dtype(None if cfg.device == "auto" else cfg.device,
+                                          None if cfg.precision == "auto" else cfg.precision == "bf16")
+        self.dtype = dtype
+        fingerprint = base_fingerprint(cfg.base)
+        model = load_model(cfg.base, dtype=dtype)
+        for adapter in cfg.init_adapters:
+            meta = read_stage_meta(adapter)
+            if meta.get("base_fingerprint") and meta["base_fingerprint"] != fingerprint:
+                raise ModelError(f"{adapter} was trained on another base model ({meta.get('base')}), not {cfg.base}")
+        if cfg.init_adapters:
+            model = apply_adapters(model, cfg.init_adapters, merge_last=True)
+        torch.manual_seed(cfg.seed)
+        lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                          target_modules=list(cfg.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+        try:
+            model = get_peft_model(model, lora)
+        except ValueError as exc:
+            raise ModelError(f"LoRA targets {cfg.lora.target_modules} do not fit this model: {exc}") from None
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+        model.config.use_cache = False
+        self.fingerprint = fingerprint
+        return model
+
+    def _load_data(self, tokenizer):
+        cfg = self.cfg
+        folder = Path(cfg.data) / cfg.kind
+        train_records = read_records(folder / "train.jsonl", cfg.train_limit, cfg.seed)
+        val_records = read_records(folder / "val.jsonl", cfg.val_limit, cfg.seed)
+        train, long_train = tokenize(train_records, tokenizer, cfg.max_length)
+        val, long_val = tokenize(val_records, tokenizer, cfg.max_length)
+        if not train or not val:
+            raise ValueError(f"no usable examples in {folder} (train {len(train)}, val {len(val)}) after the "
+                             f"max_length={cfg.max_length} filter")
+        if self.is_main:
+            write_jsonl(self.out / "overlength.jsonl", long_train + long_val)
+        return train, val, len(long_train) + len(long_val)
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def _save_adapter(self, model, target: Path, extra: dict) -> None:
+        if not self.is_main:
+            return
+        unwrapped = self.accelerator.unwrap_model(model)
+        meta = {
+            "stage": self.cfg.stage,
+            "base": self.cfg.base,
+            "base_fingerprint": self.fingerprint,
+            "stack": [str(Path(a).resolve()) for a in self.cfg.init_adapters],
+            "lora": self.cfg.to_dict()["lora"],
+            "kind": self.cfg.kind,
+            **extra,
+        }
+        with atomic_dir(target) as tmp:
+            unwrapped.save_pretrained(tmp)
+            (tmp / STAGE_META).write_text(json.dumps(meta, indent=2))
+
+    def _save_checkpoint(self, model, optimizer, scheduler, state: dict) -> None:
+        if not self.is_main:
+            return
+        with atomic_dir(self.ckpt_dir) as tmp:
+            from safetensors.torch import save_file
+
+            save_file(adapter_state(self.accelerator.unwrap_model(model)), tmp / "adapter.safetensors")
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}, tmp / "trainer_state.pt")
+            (tmp / "state.json").write_text(json.dumps(state, indent=2))
+
+    def _restore(self, model, optimizer, scheduler) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(self.accelerator.unwrap_model(model), load_file(self.ckpt_dir / "adapter.safetensors"))
+        blob = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(blob["optimizer"])
+        scheduler.load_state_dict(blob["scheduler"])
+        torch.set_rng_state(blob["torch_rng"])
+        random.setstate(blob["python_rng"])
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg, acc = self.cfg, self.accelerator
+        resumed = self._check_out_dir()
+        tokenizer = load_tokenizer(cfg.base)
+        model = self._build_model()
+        train, val, n_long = self._load_data(tokenizer)
+        pad_id = tokenizer.pad_token_id
+        trainable, total = trainable_share(model)
+
+        world = acc.num_processes
+        if cfg.batch_size % (cfg.micro_batch_size * world):
+            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by micro_batch_size x devices "
+                             f"({cfg.micro_batch_size} x {world})")
+        accum = cfg.batch_size // (cfg.micro_batch_size * world)
+        micro_per_epoch = math.ceil(len(train) / (cfg.micro_batch_size * world))
+        steps_per_epoch = math.ceil(micro_per_epoch / accum)
+        total_steps = steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            total_steps = min(total_steps, cfg.max_steps)
+        warmup = math.ceil(cfg.warmup_ratio * total_steps)
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_schedule, warmup, total_steps))
+        model, optimizer = acc.prepare(model, optimizer)
+        model.train()
+
+        state = {"global_step": 0, "epoch": 0, "micro_done": 0, "best_val_loss": None, "best_step": None,
+                 "history": [], "config": cfg.to_dict()}
+        if resumed:
+            self._restore(model, optimizer, scheduler)
+            state.update({k: resumed[k] for k in ("global_step", "epoch", "micro_done", "best_val_loss",
+                                                  "best_step", "history")})
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json(self.out / "config.json", cfg.to_dict())
+            share = 100.0 * trainable / total
+            print(f"stage {cfg.stage}: {len(train)} train / {len(val)} val examples ({n_long} over max_length "
+                  f"{cfg.max_length} dropped), {trainable:,} trainable of {total:,} parameters ({share:.3f} %), "
+                  f"{total_steps} optimizer steps (batch {cfg.batch_size} = {cfg.micro_batch_size} x {accum} accumulation "
+                  f"x {world} device(s)), warm-up {warmup}, {acc.device}/{str(self.dtype).replace('torch.', '')}"
+                  + (f"; resuming at step {state['global_step']}" if resumed else ""), flush=True)
+
+        def evaluate_and_save(reason: str) -> None:
+            val_loss = validation_loss(model, val, cfg.micro_batch_size, pad_id, acc)
+            entry = {"step": state["global_step"], "epoch": state["epoch"], "val_loss": val_loss, "event": reason}
+            state["history"].append(entry)
+            best = state["best_val_loss"]
+            if best is None or val_loss < best:
+                state["best_val_loss"], state["best_step"] = val_loss, state["global_step"]
+                self._save_adapter(model, self.out / "adapter", {"val_loss": val_loss, "step": state["global_step"]})
+            self._save_checkpoint(model, optimizer, scheduler, state)
+            bar.write(f"step {state['global_step']}: val_loss {val_loss:.4f} (best {state['best_val_loss']:.4f} "
+                      f"at step {state['best_step']})")
+
+        bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"stage {cfg.stage}", unit="step",
+                   disable=not (self.show_progress and self.is_main), dynamic_ncols=True)
+        if state["global_step"] == 0 and not state["history"]:
+            evaluate_and_save("start")  # the base's own loss: a stage that only gets worse keeps nothing new
+        window_loss, window_tokens, window_steps, t0 = 0.0, 0, 0, time.perf_counter()
+        done = state["global_step"] >= total_steps
+        try:
+            while not done and state["epoch"] < cfg.epochs:
+                epoch = state["epoch"]
+                order = list(range(len(train)))
+                random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+                micro_batches = [order[i : i + cfg.micro_batch_size * world]
+                                 for i in range(0, len(order), cfg.micro_batch_size * world)]
+                position = state["micro_done"]
+                while position < len(micro_batches) and not done:
+                    group = micro_batches[position : position + accum]
+                    for index, indices in enumerate(group):
+                        mine = indices[acc.process_index :: world] or indices[:1]
+                        batch = {k: v.to(acc.device) for k, v in collate([train[i] for i in mine], pad_id).items()}
+                        sync = index == len(group) - 1
+                        with contextlib.nullcontext() if sync else acc.no_sync(model):
+                            loss = model(**batch).loss / len(group)
+                            acc.backward(loss)
+                        window_loss += float(loss.detach())  # summed over the group: this step's mean loss
+                        window_tokens += int(batch["attention_mask"].sum())
+                    if cfg.grad_clip:
+                        acc.clip_grad_norm_(params, cfg.grad_clip)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    position += len(group)
+                    state["global_step"] += 1
+                    state["micro_done"] = position
+                    window_steps += 1
+                    bar.update(1)
+                    step = state["global_step"]
+                    if step % cfg.log_every == 0 or step == total_steps:
+                        elapsed = time.perf_counter() - t0
+                        entry = {"step": step, "epoch": epoch, "train_loss": window_loss / window_steps,
+                                 "lr": scheduler.get_last_lr()[0], "tokens_per_s": window_tokens * world / elapsed}
+                        state["history"].append(entry)
+                        bar.set_postfix(loss=f"{entry['train_loss']:.3f}", lr=f"{entry['lr']:.1e}")
+                        window_loss, window_tokens, window_steps, t0 = 0.0, 0, 0, time.perf_counter()
+                    done = step >= total_steps
+                    if step % cfg.eval_every == 0 and not done and position < len(micro_batches):
+                        evaluate_and_save("periodic")
+                if position >= len(micro_batches):
+                    state["epoch"], state["micro_done"] = epoch + 1, 0
+                evaluate_and_save("end" if done else f"epoch {epoch + 1}")
+        except KeyboardInterrupt:
+            bar.write(f"interrupted at step {state['global_step']}; the last checkpoint is kept: rerun with --resume")
+            raise
+        finally:
+            bar.close()
+        return self._finish(state, trainable, total, len(train), len(val), n_long)
+
+    def _finish(self, state: dict, trainable: int, total: int, n_train: int, n_val: int, n_long: int) -> dict:
+        summary = {
+            "stage": self.cfg.stage,
+            "adapter": str(self.out / "adapter"),
+            "best_val_loss": state["best_val_loss"],
+            "best_step": state["best_step"],
+            "start_val_loss": next((h["val_loss"] for h in state["history"] if h.get("event") == "start"), None),
+            "steps": state["global_step"],
+            "trainable_params": trainable,
+            "total_params": total,
+            "trainable_percent": 100.0 * trainable / total,
+            "train_examples": n_train,
+            "val_examples": n_val,
+            "overlength_dropped": n_long,
+        }
+        if self.is_main:
+            write_json(self.out / "metrics.json", {"summary": summary, "history": state["history"]})
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=["step", "epoch", "train_loss", "val_loss", "lr", "tokens_per_s",
+                                                     "event"])
+            writer.writeheader()
+            for entry in state["history"]:
+                writer.writerow({k: entry.get(k) for k in writer.fieldnames})
+            write_text(self.out / "metrics.csv", buf.getvalue())
+            plot_loss_curves(state["history"], self.out / "loss_curve.png",
+                             f"stage {self.cfg.stage} ({self.cfg.kind}, LoRA r={self.cfg.lora.r})")
+            print(json.dumps(summary, indent=2))
+        return summary
+
+
+def run_stage(config: StageConfig, resume: bool = False, overwrite: bool = False, show_progress: bool = True) -> dict:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return StageRun(config, resume=resume, overwrite=overwrite, show_progress=show_progress).run()
