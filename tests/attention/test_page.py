@@ -1,0 +1,91 @@
+"""Page building: offline (no CDN), escaped, size-limited. No Qt needed here."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import numpy as np
+
+from desktop.attention import page
+from desktop.attention.alignment import align_term
+from desktop.attention.page import TermSelection
+
+XSS = '</script><script>window.__xss=1</script><img src=x onerror="window.__xss=2">\u2028&amp;'
+
+
+def _script_tags(html: str) -> int:
+    """Script elements as the page writes them (each starts a line); inline JS text is not counted."""
+    return len(re.findall(r"^<script\b", html, flags=re.I | re.M))
+
+
+def test_safe_json_cannot_break_out_of_script():
+    text = page.safe_json({"t": XSS, "zh": "心肌"})
+    assert "</script" not in text.lower() and "<" not in text and ">" not in text and "&" not in text
+    assert "\u2028" not in text
+    assert json.loads(text) == {"t": XSS, "zh": "心肌"}
+
+
+def _xss_result(result):
+    """The tiny result, relabelled so that tokens and texts carry the XSS string."""
+    src_tokens = list(result.src_tokens)
+    src_tokens[0] = XSS
+    return replace(result, source=XSS + result.source, src_tokens=src_tokens, model=XSS)
+
+
+def test_bertviz_pages_are_offline_and_escaped(tiny_result):
+    r = _xss_result(tiny_result)
+    term = TermSelection((31, 58))
+    clean = {"head": page.head_view_html(tiny_result, term, layer=1),
+             "model": page.model_view_html(tiny_result, term, layer=1, head=2)}
+    for name, html in (("head", page.head_view_html(r, term, layer=1)),
+                       ("model", page.model_view_html(r, term, layer=1, head=2))):
+        # the texts add no element: an injection would add <script>/<img> tags
+        assert _script_tags(html) == _script_tags(clean[name])
+        assert html.count("<img") == clean[name].count("<img") == 0
+        assert "cdnjs" not in html and "require.config({" not in html.split("define('jquery'")[1]
+        assert XSS not in html  # never verbatim
+        assert "Content-Security-Policy" in html and "default-src 'none'" in html
+        nonce = re.search(r"'nonce-([^']+)'", html).group(1)
+        assert all(f'nonce="{nonce}"' in tag for tag in re.findall(r"^<script\b[^>]*>", html, re.M)
+                   if "application/json" not in tag)
+        assert '"default_filter": "4"' in html  # opens on Translation -> Source
+        assert "Translation → Source" in html
+        # the escaped token is still there, as data
+        assert "\\u003c/script\\u003e\\u003cscript\\u003ewindow.__xss=1" in html
+
+
+def test_term_page_escapes_and_embeds_alignment(tiny_result):
+    r = _xss_result(tiny_result)
+    shift = len(XSS)
+    tgt_span = (31, 58)
+    a = align_term(r, tgt_span, (shift + 5, shift + 11))
+    alt = align_term(r, tgt_span, query="term")
+    html = page.term_view_html(r.source, r.translation, r.direction, TermSelection(tgt_span, (shift + 5, shift + 11)),
+                               [page.term_panel(r, a, "This model", alt)])
+    assert _script_tags(html) == 2 and XSS not in html
+    assert "&lt;/script&gt;&lt;script&gt;" in html  # the header shows it as text
+    data = json.loads(re.search(r'id="tsx-data">(.*?)</script>', html, re.S).group(1))
+    assert data["term"] == "acute myocardial infarction"
+    panel = data["panels"][0]
+    assert panel["src_tokens"][0] == XSS
+    assert set(panel["queries"]) == {"generation", "term"}
+    assert len(panel["queries"]["generation"]["per_layer"]) == r.n_layers
+    assert panel["queries"]["generation"]["summary"]["src_units"] == a.src_units
+
+
+def test_layers_are_thinned_to_fit_the_budget(tiny_result):
+    big = replace(tiny_result, attentions=np.repeat(tiny_result.attentions, 12, axis=0),
+                  kept_mass=np.repeat(tiny_result.kept_mass, 12, axis=0),
+                  generation=np.repeat(tiny_result.generation, 12, axis=0),
+                  generation_kept_mass=np.repeat(tiny_result.generation_kept_mass, 12, axis=0))
+    n = big.n_src + big.n_tgt
+    per_layer = 2 * n * n * big.n_heads
+    html = page.head_view_html(big, TermSelection((31, 58)), layer=13, max_values=per_layer * 5)
+    layers = json.loads(re.search(r'"include_layers": (\[[^\]]*\])', html).group(1))
+    assert len(layers) == 5 and 13 in layers and layers == sorted(layers)
+    assert "Layers shown" in html
+    assert page.pick_layers(24, 10, 1000) == list(range(24))
+    picked = page.pick_layers(24, 100, 400, keep=[16])
+    assert len(picked) == 4 and 16 in picked
