@@ -1,0 +1,13 @@
+"""TSX-MedTrans desktop app: offline zh<->en medical translation on a local GGUF model.
+
+``engine`` (no Qt) is the translation core shared by the window and the ``translate`` CLI;
+``worker`` runs it on a QThread; ``main_window`` / ``glossary_panel`` / ``settings`` are the UI.
+"""
+
+__version__ = "0.1.0"
+
+# Must run before any PySide6 call in the process (see desktop/qt_compat.py): every part of the app,
+# the attention view and the self-test included, imports this package first.
+from desktop.qt_compat import pin_singletons as _pin_singletons  # noqa: E402
+
+_pin_singletons()

@@ -1,0 +1,153 @@
+"""``tsx-medtrans``: the window without a subcommand, ``translate`` for scripts and batch work.
+
+``translate`` uses the same engine and prompt as the window (TranslateLocally-style flags:
+``-m/--model``, ``-i/--input``, ``-o/--output``); text comes from the argument, a file or stdin.
+The translation goes to stdout (or ``-o``); ``--json`` writes the translation with its term
+report, stats and provenance instead. Progress and warnings go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from medcore.prompt import DIRECTIONS
+
+
+def _add_translate(subparsers) -> None:
+    p = subparsers.add_parser("translate", help="translate text from an argument, a file or stdin",
+                              description="Translate medical text with a local GGUF model (offline).")
+    p.add_argument("text", nargs="?", help="text to translate (default: --input, else stdin)")
+    p.add_argument("-i", "--input", type=Path, help="read the text from this file (UTF-8 or GB18030)")
+    p.add_argument("-o", "--output", type=Path, help="write the result here instead of stdout")
+    p.add_argument("-m", "--model", help="GGUF file or bundled model name (default: qwen2.5-coder-1.5b)")
+    p.add_argument("-d", "--direction", default="auto", choices=("auto", *DIRECTIONS))
+    p.add_argument("-g", "--glossary", action="append", default=[], type=Path,
+                   help="term list (TSV/CSV/XLSX/JSONL as the trainer reads them); repeat for several")
+    p.add_argument("--json", action="store_true", help="write JSON with the term report and provenance")
+    p.add_argument("--ctx", type=int, default=2048, help="context size in tokens (default 2048)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
+    p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU build (default 0)")
+    p.add_argument("--max-tokens", type=int, default=None, help="cap on generated tokens per sentence")
+    p.add_argument("--log-source-text", action="store_true",
+                   help="allow the source text in debug logs (off by default: patient text stays out of logs)")
+    p.add_argument("-v", "--verbose", action="store_true", help="progress and timing on stderr")
+    p.set_defaults(func=cmd_translate)
+
+
+def _read_text(args) -> str:
+    from desktop.documents import read_source_file
+
+    if args.text is not None:
+        return args.text
+    if args.input is not None:
+        return read_source_file(args.input)[0]
+    data = sys.stdin.buffer.read()
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise SystemExit("stdin is neither UTF-8 nor GB18030 text")
+
+
+def cmd_translate(args) -> int:
+    from desktop.documents import DocumentError, export, report_payload, term_checks
+    from desktop.engine import EngineError, LoadOptions, TranslationEngine
+    from desktop.provenance import build_provenance
+    from medcore.models import APP_MODEL, ModelError, resolve_model
+    from medcore.pairs import DataFormatError
+    from medcore.terms import Glossary
+
+    level = logging.DEBUG if (args.verbose and args.log_source_text) else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        text = _read_text(args)
+        if not text.strip():
+            print("error: no text to translate", file=sys.stderr)
+            return 2
+        glossary = Glossary.load(args.glossary) if args.glossary else None
+        model_path = resolve_model(args.model, default=APP_MODEL)
+        engine = TranslationEngine(log_source_text=args.log_source_text)
+        options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
+        info = engine.load(model_path, options)
+        stream = args.output is None and not args.json
+        result = engine.translate(
+            text, args.direction, max_new_tokens=args.max_tokens,
+            on_token=(lambda piece: (sys.stdout.write(piece), sys.stdout.flush())) if stream else None,
+            on_progress=(lambda done, total: print(f"[{done}/{total}]", file=sys.stderr)) if args.verbose else None,
+        )
+    except (ModelError, EngineError, DocumentError, DataFormatError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    checks = term_checks(glossary, text, result.translation, result.direction)
+    provenance = build_provenance(info.path, info.name, [str(g) for g in args.glossary], result.direction,
+                                  info.options.to_dict())
+    payload = report_payload(text, result.translation, result.direction, checks, provenance,
+                             result.stats(), result.warnings, result.cancelled)
+    if args.verbose:
+        print(f"{result.generated_tokens} tokens in {result.seconds:.2f} s, {result.tokens_per_second:.1f} tok/s, "
+              f"first token {result.first_token_s or 0:.2f} s", file=sys.stderr)
+    if args.json:
+        if args.output:
+            export(args.output, payload)
+        else:
+            json.dump(payload, sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+    elif args.output:
+        from medcore.atomic import write_text
+
+        write_text(args.output, result.translation + "\n")
+    else:
+        sys.stdout.write("\n")
+        missing = [c for c in checks if not c.ok]
+        for c in missing:
+            print(f"review: {c.hit.span.text} -> expected {' | '.join(c.expected)}", file=sys.stderr)
+    return 0
+
+
+def cmd_gui(args) -> int:
+    from desktop.app import run_gui
+
+    return run_gui(model=args.model if hasattr(args, "model") else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tsx-medtrans",
+                                     description="Offline Chinese<->English medical translation. "
+                                                 "Without a subcommand the window opens.")
+    parser.add_argument("--model", help="open the window with this GGUF file or bundled model name")
+    sub = parser.add_subparsers(dest="command")
+    _add_translate(sub)
+    gui = sub.add_parser("gui", help="open the window (the default)")
+    gui.set_defaults(func=cmd_gui)
+    try:  # the attention view is optional: the app works without it
+        from desktop.attention.cli import add_parser as add_attention_parser
+    except Exception:  # an attention view that fails to import must not take the translator down
+        add_attention_parser = None
+    if add_attention_parser is not None:
+        add_attention_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--self-test"]:  # the installation check (desktop/selftest.py, packaging)
+        from desktop.selftest import main as self_test
+
+        return int(self_test(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        return cmd_gui(args)
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,442 @@
+"""The translation core: llama.cpp behind a small, Qt-free API shared by the window and the CLI.
+
+What it guarantees:
+
+- the prompt is the trainer's prompt contract (:func:`medcore.prompt.load_contract`), rendered by
+  the GGUF's own chat template (a GGUF without one is refused rather than guessed);
+- generation is greedy and stops at the model's end-of-turn token;
+- long input is split into sentences and translated in order; a sentence whose prompt plus output
+  budget would not fit the context is split further (clauses, then halves) and that is reported;
+  if even a short piece cannot fit, :class:`ContextLimitError` says so. Nothing is cut silently,
+  and a segment that runs out of output budget is reported as ``finish_reason == "length"``;
+- a cancel flag (``threading.Event``) is checked after every generated token;
+- the source text reaches the log only at DEBUG level and only with ``log_source_text=True``.
+
+The engine is not thread-safe: one thread (the Qt worker, or the CLI's main thread) owns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from desktop.gguf_meta import GGUFInfo, read_gguf_info
+from desktop.segment import Segment, separator_after, split_clauses, split_in_half, split_sentences
+from medcore.models import ModelError
+from medcore.prompt import auto_direction, load_contract, split_direction
+from medcore.textnorm import normalize
+
+log = logging.getLogger("tsx_medtrans.engine")
+
+# Headroom for llama.cpp's compute buffers and the process itself, on top of weights and KV cache.
+_OVERHEAD_BYTES = 200 * 1024**2
+
+
+class EngineError(RuntimeError):
+    """A translation that cannot be done, with a message fit for the user."""
+
+
+class ContextLimitError(EngineError):
+    """The prompt for even the smallest piece of input does not fit the model's context."""
+
+
+@dataclass
+class LoadOptions:
+    """Per-model settings (the window keeps them in QSettings, the CLI takes them as flags)."""
+
+    n_ctx: int = 2048
+    n_threads: int | None = None
+    n_gpu_layers: int = 0
+    n_batch: int = 512
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ModelInfo:
+    path: Path
+    name: str
+    size: int
+    architecture: str
+    n_layers: int
+    n_ctx: int
+    n_vocab: int
+    end_of_turn: str
+    estimated_bytes: int
+    load_seconds: float
+    options: LoadOptions
+
+
+@dataclass
+class SegmentResult:
+    index: int
+    start: int
+    end: int
+    source: str
+    translation: str
+    prompt_tokens: int
+    generated_tokens: int
+    max_tokens: int
+    first_token_s: float | None
+    seconds: float
+    finish_reason: str  # "stop" | "length" | "cancelled"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TranslationResult:
+    source: str
+    translation: str
+    direction: str
+    segments: list[SegmentResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(s.generated_tokens for s in self.segments)
+
+    @property
+    def first_token_s(self) -> float | None:
+        return self.segments[0].first_token_s if self.segments else None
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Decode speed: tokens after the first one over the time after the first one."""
+        decode_s = sum(s.seconds - (s.first_token_s or 0.0) for s in self.segments)
+        tokens = sum(max(0, s.generated_tokens - 1) for s in self.segments)
+        return tokens / decode_s if decode_s > 0 else 0.0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "segments": len(self.segments),
+            "generated_tokens": self.generated_tokens,
+            "seconds": round(self.seconds, 3),
+            "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 3),
+            "tokens_per_second": round(self.tokens_per_second, 2),
+        }
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM this process can still use (MemAvailable, capped by a cgroup limit), if known."""
+    avail = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            import psutil  # optional: macOS / Windows
+
+            avail = int(psutil.virtual_memory().available)
+        except Exception:
+            return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            avail = min(avail, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def estimate_memory(info: GGUFInfo, options: LoadOptions) -> int:
+    """RAM needed to run ``info`` with ``options``: CPU-resident weights + KV cache + buffers."""
+    layers = max(info.n_layers, 1)
+    on_gpu = min(max(options.n_gpu_layers, 0), layers) / layers if options.n_gpu_layers >= 0 else 1.0
+    weights = int(info.size * (1.0 - on_gpu))
+    logits = info.n_vocab * min(options.n_batch, options.n_ctx) * 4
+    return weights + info.kv_cache_bytes(options.n_ctx) + logits + _OVERHEAD_BYTES
+
+
+def check_memory(info: GGUFInfo, options: LoadOptions, available: int | None = None) -> int:
+    """Raise :class:`ModelError` if the estimate exceeds the available RAM; return the estimate."""
+    need = estimate_memory(info, options)
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise ModelError(
+            f"{info.path.name} is too large for this computer's free memory: it needs about "
+            f"{need / 1024**3:.1f} GB with a context of {options.n_ctx} tokens, and {available / 1024**3:.1f} GB are "
+            "available. Close other programs, lower the context size, or choose a smaller model."
+        )
+    return need
+
+
+def default_threads() -> int:
+    """Physical-ish core count: llama.cpp decodes slower with hyper-threads than without."""
+    count = os.cpu_count() or 2
+    return max(1, count // 2) if count > 4 else count
+
+
+ProgressFn = Callable[[int, str], None]
+
+
+class TranslationEngine:
+    """Owns one ``llama_cpp.Llama`` and translates text with it."""
+
+    def __init__(self, log_source_text: bool = False):
+        self.log_source_text = log_source_text
+        self.llm: Any = None
+        self.info: ModelInfo | None = None
+        self.gguf: GGUFInfo | None = None
+        self._formatter: Any = None
+        self.n_ctx = 0
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def loaded(self) -> bool:
+        return self.llm is not None
+
+    def unload(self) -> None:
+        if self.llm is not None:
+            # older llama-cpp-python has no close(); dropping the object is enough there
+            with contextlib.suppress(Exception):
+                self.llm.close()
+        self.llm, self.info, self.gguf, self._formatter = None, None, None, None
+
+    def load(self, path: str | os.PathLike[str], options: LoadOptions | None = None,
+             progress: ProgressFn | None = None, available: int | None = None) -> ModelInfo:
+        """Check and load a GGUF model. Raises :class:`ModelError` with a user-facing reason."""
+        options = options or LoadOptions()
+        progress = progress or (lambda pct, stage: None)
+        path = Path(path).expanduser()
+        progress(5, "reading model header")
+        gguf = read_gguf_info(path)  # missing / not GGUF / truncated header
+        if gguf.chat_template is None:
+            raise ModelError(
+                f"{path.name} has no chat template (tokenizer.chat_template): the app cannot build the "
+                "translation prompt for it. Export the model with its tokenizer's chat template."
+            )
+        if options.n_ctx > gguf.train_ctx > 0:
+            options = LoadOptions(gguf.train_ctx, options.n_threads, options.n_gpu_layers, options.n_batch)
+        progress(10, "estimating memory")
+        need = check_memory(gguf, options, available)
+        progress(15, "loading weights")
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:  # pragma: no cover - packaging error
+            raise EngineError(f"llama-cpp-python is not installed: {exc}") from exc
+        self.unload()
+        started = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path), n_ctx=options.n_ctx, n_batch=options.n_batch,
+                n_threads=options.n_threads or default_threads(), n_gpu_layers=options.n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load {path.name}: the file is damaged or not a supported model ({exc})") from None
+        progress(90, "preparing chat template")
+        eos_id, bos_id = llm.token_eos(), llm.token_bos()
+        eos = llm.detokenize([eos_id], special=True).decode("utf-8", "replace") if eos_id >= 0 else ""
+        bos = llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
+        # Set the handler ourselves so the GGUF template is always used (llama-cpp-python would swap
+        # in its built-in "chatml" for some templates) and prompt counting uses the same renderer.
+        self._formatter = Jinja2ChatFormatter(template=gguf.chat_template, eos_token=eos, bos_token=bos,
+                                              stop_token_ids=[eos_id])
+        llm.chat_handler = self._formatter.to_chat_handler()
+        self.llm, self.gguf = llm, gguf
+        # llama.cpp may pad the context it allocates, but llama-cpp-python's token buffer has the size
+        # asked for: the usable context is the smaller of the two.
+        self.n_ctx = min(llm.n_ctx(), options.n_ctx)
+        self.info = ModelInfo(
+            path=path.resolve(), name=gguf.name, size=gguf.size, architecture=gguf.architecture,
+            n_layers=gguf.n_layers, n_ctx=self.n_ctx, n_vocab=llm.n_vocab(), end_of_turn=eos,
+            estimated_bytes=need, load_seconds=time.perf_counter() - started, options=options,
+        )
+        progress(100, "ready")
+        log.info("loaded %s (%s, ctx %d) in %.2f s", path.name, gguf.name, self.info.n_ctx, self.info.load_seconds)
+        return self.info
+
+    def _require(self) -> Any:
+        if self.llm is None:
+            raise EngineError("no model is loaded")
+        return self.llm
+
+    # ------------------------------------------------------------------ prompt and context
+    @staticmethod
+    def messages(source: str, direction: str) -> list[dict[str, str]]:
+        src_lang, _ = split_direction(direction)
+        return load_contract().messages(normalize(source, src_lang), direction)
+
+    def prompt_token_ids(self, source: str, direction: str) -> list[int]:
+        """The exact token ids llama.cpp evaluates for this source (as its chat handler renders it)."""
+        llm = self._require()
+        rendered = self._formatter(messages=self.messages(source, direction))
+        return llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._require().tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+
+    @staticmethod
+    def output_budget(source_tokens: int) -> int:
+        """Tokens a translation of ``source_tokens`` may take: generous, but bounded (no run-aways)."""
+        return 2 * source_tokens + 48
+
+    def fits(self, segment: Segment, direction: str, max_new_tokens: int | None = None) -> tuple[bool, int, int]:
+        """(fits, prompt tokens, output budget) for one segment in this model's context."""
+        n_prompt = len(self.prompt_token_ids(segment.text, direction))
+        budget = self.output_budget(self.count_tokens(segment.text))
+        if max_new_tokens:
+            budget = min(budget, max_new_tokens)
+        self._require()
+        return n_prompt + budget <= self.n_ctx, n_prompt, budget
+
+    def plan(self, text: str, direction: str, max_new_tokens: int | None = None) -> tuple[list[Segment], list[str]]:
+        """Sentences of ``text``, each split further until its prompt and output fit the context."""
+        warnings: list[str] = []
+        out: list[Segment] = []
+        self._require()
+        n_ctx = self.n_ctx
+        for number, sentence in enumerate(split_sentences(text), start=1):
+            pending, pieces = [sentence], []
+            while pending:
+                seg = pending.pop(0)
+                ok, n_prompt, budget = self.fits(seg, direction, max_new_tokens)
+                if ok:
+                    pieces.append(seg)
+                    continue
+                smaller = split_clauses(seg)
+                if len(smaller) < 2:
+                    smaller = split_in_half(seg)
+                if len(smaller) < 2 or len(seg.text) <= 4:
+                    raise ContextLimitError(
+                        f"the context size ({n_ctx} tokens) is too small: even a piece of {len(seg.text)} characters "
+                        f"needs {n_prompt} prompt tokens plus {budget} for its translation. "
+                        "Raise the context size in the model settings."
+                    )
+                pending = smaller + pending
+            if len(pieces) > 1:
+                warnings.append(f"sentence {number} was too long for the context ({n_ctx} tokens) and was "
+                                f"translated in {len(pieces)} parts")
+            out.extend(pieces)
+        return out, warnings
+
+    # ------------------------------------------------------------------ generation
+    def stream(self, source: str, direction: str, max_tokens: int,
+               cancel: threading.Event | None = None) -> Iterator[tuple[str, str | None]]:
+        """Yield ``(text piece, finish_reason or None)`` for one segment; the last item has the reason."""
+        llm = self._require()
+        chunks = llm.create_chat_completion(
+            messages=self.messages(source, direction), stream=True, temperature=0.0, max_tokens=max_tokens,
+        )
+        finish = None
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                piece = choice.get("delta", {}).get("content") or ""
+                finish = choice.get("finish_reason") or finish
+                if piece:
+                    yield piece, None
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    break
+        finally:
+            chunks.close()  # stops llama.cpp's generation loop right here
+        yield "", finish or "stop"
+
+    def translate(self, text: str, direction: str = "auto", cancel: threading.Event | None = None,
+                  on_token: Callable[[str], None] | None = None,
+                  on_segment: Callable[[SegmentResult, int], None] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  max_new_tokens: int | None = None) -> TranslationResult:
+        """Translate ``text`` sentence by sentence. ``on_token`` receives exactly the output's text.
+
+        The concatenation of every ``on_token`` piece equals ``result.translation``.
+        """
+        self._require()
+        if direction == "auto":
+            direction = auto_direction(text)
+        _, tgt_lang = split_direction(direction)
+        started = time.perf_counter()
+        segments, warnings = self.plan(text, direction, max_new_tokens)
+        result = TranslationResult(source=text, translation="", direction=direction, warnings=warnings)
+        log.info("translating %d segment(s), %d characters, %s", len(segments), len(text), direction)
+        if self.log_source_text:
+            log.debug("source text: %r", text)
+        emitted: list[str] = []
+
+        def emit(piece: str) -> None:
+            if piece:
+                emitted.append(piece)
+                if on_token:
+                    on_token(piece)
+
+        if on_progress:
+            on_progress(0, len(segments))
+        for index, seg in enumerate(segments):
+            if cancel is not None and cancel.is_set():
+                result.cancelled = True
+                break
+            _, n_prompt, budget = self.fits(seg, direction, max_new_tokens)
+            t0 = time.perf_counter()
+            first = None
+            raw: list[str] = []
+            pending_ws = ""
+            started_text = False
+            finish = "stop"
+            for piece, reason in self.stream(seg.text, direction, budget, cancel):
+                if reason is not None:
+                    finish = reason
+                    break
+                if first is None:
+                    first = time.perf_counter() - t0
+                raw.append(piece)
+                # Stream the stripped translation: hold back leading and (for now) trailing whitespace.
+                if not started_text:
+                    piece = piece.lstrip()
+                    started_text = bool(piece)
+                body = (pending_ws + piece).rstrip()
+                pending_ws = (pending_ws + piece)[len(body):]
+                emit(body)
+            translation = "".join(raw).strip()
+            seg_result = SegmentResult(
+                index=index, start=seg.start, end=seg.end, source=seg.text, translation=translation,
+                prompt_tokens=n_prompt, generated_tokens=self.count_tokens(translation), max_tokens=budget,
+                first_token_s=first, seconds=time.perf_counter() - t0, finish_reason=finish,
+            )
+            result.segments.append(seg_result)
+            if finish == "length":
+                warnings.append(f"segment {index + 1} reached its output limit of {budget} tokens; "
+                                "its translation may be incomplete")
+            if self.log_source_text:
+                log.debug("segment %d: %r -> %r", index, seg.text, translation)
+            if finish == "cancelled":
+                result.cancelled = True
+            else:
+                emit(separator_after(seg, tgt_lang, last=index + 1 == len(segments)))
+            if on_segment:
+                on_segment(seg_result, len(segments))
+            if on_progress:
+                on_progress(index + 1, len(segments))
+            if result.cancelled:
+                break
+        result.translation = "".join(emitted)
+        result.seconds = time.perf_counter() - started
+        log.info("done: %d segment(s), %d tokens, %.1f tok/s%s", len(result.segments), result.generated_tokens,
+                 result.tokens_per_second, " (cancelled)" if result.cancelled else "")
+        return result
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for the user: our own errors as they are, anything else with its type."""
+    if isinstance(exc, (ModelError, EngineError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,39 @@
+"""Per-model settings dialog: threads, context size, GPU layers (stored per model in QSettings)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QWidget
+
+from desktop.engine import LoadOptions, default_threads
+
+
+class ModelSettingsDialog(QDialog):
+    def __init__(self, model_name: str, options: LoadOptions, log_source_text: bool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Model settings"))
+        form = QFormLayout(self)
+        form.addRow(QLabel(model_name, self))
+        self.threads = QSpinBox(self)
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText(self.tr("automatic (%1)").replace("%1", str(default_threads())))
+        self.threads.setValue(options.n_threads or 0)
+        self.ctx = QSpinBox(self)
+        self.ctx.setRange(256, 131072)
+        self.ctx.setSingleStep(512)
+        self.ctx.setValue(options.n_ctx)
+        self.gpu = QSpinBox(self)
+        self.gpu.setRange(0, 999)
+        self.gpu.setValue(options.n_gpu_layers)
+        self.log_text = QCheckBox(self.tr("Allow source text in debug logs (off keeps patient text out of logs)"), self)
+        self.log_text.setChecked(log_source_text)
+        form.addRow(self.tr("CPU threads"), self.threads)
+        form.addRow(self.tr("Context size (tokens)"), self.ctx)
+        form.addRow(self.tr("GPU layers"), self.gpu)
+        form.addRow(self.log_text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def options(self) -> LoadOptions:
+        return LoadOptions(n_ctx=self.ctx.value(), n_threads=self.threads.value() or None, n_gpu_layers=self.gpu.value())

@@ -1,0 +1,538 @@
+"""``tsx-medtrans --self-test``: prove an installation works, offline, and exit non-zero if it does not.
+
+Used by the packaging smoke test (``make package-smoke``) and by a clinic's IT after an install.
+Each check is timed and reported as JSON on stdout (a short summary goes to stderr):
+
+1. ``environment``: interpreter, frozen bundle or not, library versions (information only);
+2. ``resources``: the data files the app reads at run time are in the installation (prompt
+   contract, vendored web JavaScript, term-view script, UI translations);
+3. ``model``: the GGUF resolves (``--model`` or the bundled default), has a GGUF header and, when it
+   is one of the bundled models, its sha256 matches ``medcore.models.BUNDLED``;
+4. ``load`` and ``translate``: the app's own engine (``desktop.engine``) loads the model and
+   translates one medical sentence; the output must be non-empty, in the target language
+   (``medcore.textnorm.detect_lang``) and not cut off by the output budget;
+5. ``attention_engine``: with the optional attention component (torch + transformers) installed,
+   the real attention of the pair is computed from the same weights; without it the check says
+   "attention component not installed" and passes, unless ``--require-attention`` is given;
+6. ``attention_page:<view>``: the attention page(s) are built by the app's own page code and drawn
+   in QtWebEngine (the bundled web-view runtime); every request the page makes is recorded and any
+   non-``file:``/``data:`` request is a failure; a picture of the page must not be blank. Without
+   the attention component the term view is drawn from a *synthetic* attention pattern over the
+   real source and translation: that still proves the web runtime, the vendored scripts and CJK
+   text rendering, but says nothing about the model's attention (the report says so).
+
+Exit status: 0 when every check passed, 1 when any failed, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SENTENCES = {
+    "zh-en": "患者确诊为急性心肌梗死，行经皮冠状动脉介入治疗。",
+    "en-zh": "The patient was diagnosed with acute myocardial infarction and underwent percutaneous coronary intervention.",
+}
+# Files the app opens at run time; a bundle that lacks one breaks only when that feature is used.
+REQUIRED_RESOURCES = (
+    ("prompts", "translation.yaml"),
+    ("web", "term_view.js"),
+    ("web", "term_view.css"),
+    ("web", "bertviz_highlight.js"),
+    ("web", "vendor", "require-2.3.6.js"),
+    ("web", "vendor", "d3-5.7.0.min.js"),
+    ("web", "vendor", "jquery-2.2.4.min.js"),
+    ("i18n", "tsx_medtrans_zh_CN.qm"),
+)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    seconds: float
+    status: str = "ok"  # ok | failed | skipped
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "ok": self.ok, "status": self.status,
+                               "seconds": round(self.seconds, 3)}
+        if self.detail:
+            out["detail"] = self.detail
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class CheckFailed(Exception):
+    """A check's expected failure (message for the report, no traceback)."""
+
+    def __init__(self, message: str, detail: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.detail = detail or {}
+
+
+class Report:
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+        self.started = time.perf_counter()
+
+    def run(self, name: str, fn: Callable[[], tuple[str, dict[str, Any]] | dict[str, Any] | None]) -> Check:
+        """Run ``fn``; it returns detail (or ``(status, detail)``); an exception fails the check."""
+        t0 = time.perf_counter()
+        try:
+            out = fn()
+            status, detail = out if isinstance(out, tuple) else ("ok", out or {})
+            check = Check(name, True, time.perf_counter() - t0, status, detail)
+        except CheckFailed as exc:
+            check = Check(name, False, time.perf_counter() - t0, "failed", exc.detail, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the report must name any failure, whatever it is
+            tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            check = Check(name, False, time.perf_counter() - t0, "failed", {"traceback": "".join(tb[-6:])},
+                          f"{type(exc).__name__}: {exc}")
+        self.checks.append(check)
+        mark = {"ok": "PASS", "skipped": "SKIP", "failed": "FAIL"}[check.status]
+        tail = f": {check.error}" if check.error else ""
+        print(f"[{mark}] {name} ({check.seconds:.2f} s){tail}", file=sys.stderr, flush=True)
+        return check
+
+    def fail(self, name: str, message: str) -> None:
+        self.checks.append(Check(name, False, 0.0, "failed", {}, message))
+        print(f"[FAIL] {name}: {message}", file=sys.stderr, flush=True)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": self.ok, "failed": [c.name for c in self.checks if not c.ok],
+                "total_seconds": round(time.perf_counter() - self.started, 3), **extra,
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+def seconds_since_process_start() -> float | None:
+    """Wall time since this process was created (Linux /proc), i.e. including a frozen bundle's
+    unpacking and imports before ``main`` ran; None where it cannot be known."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------- checks
+def check_environment() -> dict[str, Any]:
+    from desktop import __version__
+
+    info: dict[str, Any] = {
+        "app_version": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "frozen": bool(getattr(sys, "frozen", False)), "executable": sys.executable,
+        "machine": platform.machine(), "cpus": os.cpu_count(),
+    }
+    if getattr(sys, "frozen", False):
+        info["bundle_dir"] = getattr(sys, "_MEIPASS", None)
+    for module in ("llama_cpp", "PySide6", "numpy", "torch", "transformers", "bertviz"):
+        info[f"{module}_version"] = _module_version(module)
+    return info
+
+
+def _module_version(module: str) -> str | None:
+    """Version of an importable module without importing heavy ones (torch is not imported here)."""
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    dist = {"llama_cpp": "llama-cpp-python", "PySide6": "PySide6"}.get(module, module)
+    try:
+        if find_spec(module) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        try:  # PyInstaller bundles do not always carry dist-info: fall back to the module attribute
+            return str(getattr(__import__(module), "__version__", "present"))
+        except Exception:  # noqa: BLE001
+            return "present"
+
+
+def check_resources() -> dict[str, Any]:
+    from medcore.resources import RESOURCES_DIR
+
+    missing = [os.path.join(*parts) for parts in REQUIRED_RESOURCES if not RESOURCES_DIR.joinpath(*parts).is_file()]
+    if missing:
+        raise CheckFailed(f"missing from the installation under {RESOURCES_DIR}: {', '.join(missing)}",
+                          {"resources_dir": str(RESOURCES_DIR), "missing": missing})
+    return {"resources_dir": str(RESOURCES_DIR), "files": len(REQUIRED_RESOURCES)}
+
+
+def bundled_entry(path: Path):
+    """The ``BUNDLED`` model whose file name this is (following a symlink), else None."""
+    from medcore.models import BUNDLED
+
+    names = {path.name, path.resolve().name}
+    for model in BUNDLED.values():
+        if model.filename in names:
+            return model
+    return None
+
+
+def check_model(spec: str | None, verify_hash: bool = True) -> tuple[str, dict[str, Any]]:
+    from medcore.models import (
+        APP_MODEL,
+        ModelError,
+        check_gguf_header,
+        models_dir,
+        resolve_model,
+        sha256_file,
+    )
+
+    try:
+        path = resolve_model(spec, default=APP_MODEL)
+        check_gguf_header(path)
+    except ModelError as exc:
+        raise CheckFailed(str(exc), {"models_dir": str(models_dir()), "spec": spec or APP_MODEL}) from None
+    detail: dict[str, Any] = {"path": str(path), "size": path.stat().st_size, "models_dir": str(models_dir())}
+    if path.is_symlink():
+        detail["links_to"] = str(path.resolve())
+    model = bundled_entry(path)
+    if model is None:
+        detail["sha256"] = "not checked: not one of the bundled models"
+        return "ok", detail
+    detail["bundled"] = model.name
+    if not verify_hash:
+        detail["sha256"] = "not checked (--no-hash)"
+        return "ok", detail
+    t0 = time.perf_counter()
+    digest = sha256_file(path)
+    detail["hash_seconds"] = round(time.perf_counter() - t0, 2)
+    detail["sha256"] = digest
+    if detail["size"] != model.size or digest != model.sha256:
+        raise CheckFailed(
+            f"{path} is damaged: size {detail['size']:,} / sha256 {digest[:16]}… but {model.name} is "
+            f"{model.size:,} bytes / {model.sha256[:16]}…; reinstall the model package", detail)
+    detail["verified"] = True
+    return "ok", detail
+
+
+# ---------------------------------------------------------------------------------------- attention
+def attention_available() -> tuple[bool, str]:
+    """Whether the optional attention component (torch + transformers) can be imported."""
+    from importlib.util import find_spec
+
+    missing = [m for m in ("torch", "transformers") if find_spec(m) is None]
+    if missing:
+        return False, f"attention component not installed (missing {', '.join(missing)})"
+    return True, "attention component installed"
+
+
+def _pieces(text: str) -> list[tuple[int, int]]:
+    """Character spans of crude "pieces": one per CJK character, Latin word or other symbol."""
+    import re
+
+    return [m.span() for m in re.finditer(r"[A-Za-z0-9]+|\s+|.", text)]
+
+
+class SyntheticAttentionEngine:
+    """An attention engine without torch: a fixed diagonal-plus-uniform pattern over the real
+    source and translation units. It exists so the page code and the web runtime can be checked
+    where the attention component is not installed; it says nothing about the model."""
+
+    has_base = False
+
+    def __init__(self, layers: int = 6, heads: int = 4):
+        self.layers, self.heads = layers, heads
+
+    def describe(self) -> str:
+        return "synthetic attention (attention component not installed)"
+
+    def compute(self, source: str, translation: str, direction: str, *, base: bool = False, progress=None):
+        import numpy as np
+
+        from desktop.attention import tokens as tok
+        from desktop.attention.engine import AttentionResult
+
+        src = tok.merge_pieces(source, _pieces(source))
+        tgt = tok.merge_pieces(translation, _pieces(translation))
+        n_src, n_tgt = len(src), len(tgt)
+        n = n_src + n_tgt
+        rng = np.random.default_rng(0)  # fixed: the same page every time
+        raw = rng.random((self.layers, self.heads, n, n)) * 0.2
+        for i in range(n_tgt):  # translation unit i "looks at" the proportional source position
+            raw[:, :, n_src + i, min(n_src - 1, round(i * n_src / max(n_tgt, 1)))] += 2.0
+        raw = np.tril(raw + 1e-3)  # causal, like the real model
+        att = raw / raw.sum(axis=-1, keepdims=True)
+        gen = np.concatenate([att[:, :, n_src - 1:n_src], att[:, :, n_src:n - 1]], axis=2) if n_tgt else att[:, :, :0]
+        gen = gen / gen.sum(axis=-1, keepdims=True)
+        result = AttentionResult(
+            source=source, translation=translation, direction=direction,
+            src_tokens=[u.text for u in src], tgt_tokens=[u.text for u in tgt],
+            src_spans=np.array([u.span for u in src], dtype=np.int64).reshape(n_src, 2),
+            tgt_spans=np.array([u.span for u in tgt], dtype=np.int64).reshape(n_tgt, 2),
+            attentions=att.astype(np.float32), kept_mass=np.ones((self.layers, self.heads, n), np.float32),
+            generation=gen.astype(np.float32), generation_kept_mass=np.ones((self.layers, self.heads, n_tgt), np.float32),
+            model=self.describe(), variant="synthetic", n_pieces=(n_src, n_tgt),
+        )
+        result.validate()
+        return result
+
+
+def pick_term(translation: str, tgt_lang: str) -> tuple[int, int]:
+    """A term to inspect in the translation: the longest Latin word (en) or 4-character run (zh)."""
+    import re
+
+    pattern = r"[A-Za-z][A-Za-z-]{2,}" if tgt_lang == "en" else r"[\u4e00-\u9fff]{2,4}"
+    spans = [m.span() for m in re.finditer(pattern, translation)]
+    if not spans:
+        spans = [m.span() for m in re.finditer(r"\S+", translation)]
+    if not spans:
+        raise CheckFailed("the translation has no word to inspect")
+    return max(spans, key=lambda s: s[1] - s[0])
+
+
+def build_attention_pages(source: str, translation: str, direction: str, model_path: Path | None,
+                          out_dir: Path, use_engine: bool) -> tuple[str, dict[str, Any], Any]:
+    """Compute attention (real engine when ``use_engine``, else synthetic) and write the pages."""
+    from desktop.attention.session import ViewRequest, build_views
+    from medcore.prompt import split_direction
+
+    if use_engine:
+        from desktop.attention.engine import TransformersAttentionEngine
+
+        engine: Any = TransformersAttentionEngine(model_path)
+        views: tuple[str, ...] = ("term", "head")
+    else:
+        engine = SyntheticAttentionEngine()
+        views = ("term",)
+    _, tgt_lang = split_direction(direction)
+    span = pick_term(translation, tgt_lang)
+    request = ViewRequest(source, translation, direction, span, None, views=views)
+    built = build_views(engine, request, out_dir)
+    detail = {"engine": engine.describe(), "term": translation[span[0]:span[1]],
+              "pages": {k: {"path": str(v), "bytes": v.stat().st_size} for k, v in built.paths.items()},
+              "timings": {k: round(v, 3) for k, v in built.timings.items()},
+              "tokens": {"source": len(built.result.src_tokens), "translation": len(built.result.tgt_tokens)}}
+    if built.alignment is not None:
+        detail["alignment"] = {k: built.alignment.to_dict()[k] for k in ("src_text", "confidence", "weak")}
+    return "ok", detail, built
+
+
+def prepare_qt_environment() -> dict[str, str]:
+    """Environment QtWebEngine needs here: offscreen without a display, no sandbox as root."""
+    changed = {}
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        changed["QT_QPA_PLATFORM"] = os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        changed["QTWEBENGINE_CHROMIUM_FLAGS"] = os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--disable-gpu")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Chromium refuses to run sandboxed as root
+        changed["QTWEBENGINE_DISABLE_SANDBOX"] = os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+    return changed
+
+
+def render_page(path: Path, png: Path, timeout_ms: int) -> dict[str, Any]:
+    """Draw one page in the app's AttentionView; fail on timeout, remote requests or a blank picture."""
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.attention import view as view_mod
+
+    app = QApplication.instance()
+    view = view_mod.AttentionView()
+    view.resize(1100, 700)
+    view.show()
+    try:
+        t0 = time.perf_counter()
+        drawn = view.load_and_wait(path, timeout_ms=timeout_ms)
+        detail: dict[str, Any] = {"draw_seconds": round(time.perf_counter() - t0, 3), "drawn": drawn,
+                                  "requests": len(view.interceptor.requests)}
+        remote = view.interceptor.remote_requests()
+        console = list(getattr(view.page(), "console", []))
+        errors = [c for c in console if c.lower().startswith("error")]
+        if errors:
+            detail["console_errors"] = errors[:5]
+        if remote:
+            raise CheckFailed(f"the page asked for {len(remote)} remote resource(s): {remote[:3]}",
+                              {**detail, "remote": remote})
+        if not drawn:
+            raise CheckFailed(f"the page did not report it was drawn within {timeout_ms / 1000:.0f} s", detail)
+        view.save_png(png, full_page=False)
+        image = QImage(str(png))
+        colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+        detail.update({"png": str(png), "png_size": [image.width(), image.height()], "colours_sampled": len(colours)})
+        if image.isNull() or len(colours) < 3:
+            raise CheckFailed("the picture of the page is blank", detail)
+        return detail
+    finally:
+        view.dispose()
+        view.deleteLater()
+        if app is not None:
+            app.processEvents()
+
+
+# ---------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tsx-medtrans --self-test", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="GGUF file or bundled model name (default: the app's bundled model)")
+    p.add_argument("--direction", choices=tuple(SENTENCES), default="zh-en", help="direction of the test sentence")
+    p.add_argument("--sentence", help="translate this instead of the built-in sentence")
+    p.add_argument("--require-attention", action="store_true",
+                   help="fail if the attention component (torch + transformers) is not installed")
+    p.add_argument("--attention-model", help="model for the real attention engine (default: --model); "
+                   "the 1.5B needs ~8 GB RAM and ~2 min in transformers the first time, the 0.5B ~3 GB")
+    p.add_argument("--synthetic-attention", action="store_true",
+                   help="draw the page from the synthetic pattern even when the attention component is installed "
+                        "(a quick check of the web view alone)")
+    p.add_argument("--no-page", action="store_true", help="skip drawing the attention page (no Qt)")
+    p.add_argument("--no-hash", action="store_true", help="skip the sha256 check of a bundled model")
+    p.add_argument("--ctx", type=int, default=2048, help="context size for the load check (default 2048)")
+    p.add_argument("--page-timeout", type=float, default=60.0, help="seconds to wait for a page to draw")
+    p.add_argument("--keep", type=Path, help="keep the pages and pictures in this directory")
+    p.add_argument("--json-out", type=Path, help="also write the JSON report to this file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--self-test"]:
+        argv = argv[1:]
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 for --help
+        return int(exc.code or 0)
+    since_start = seconds_since_process_start()
+    report = Report()
+    state: dict[str, Any] = {}
+
+    report.run("environment", check_environment)
+    report.run("resources", check_resources)
+
+    def model() -> tuple[str, dict[str, Any]]:
+        status, detail = check_model(args.model, verify_hash=not args.no_hash)
+        state["model_path"] = Path(detail["path"])
+        return status, detail
+
+    report.run("model", model)
+    source = args.sentence or SENTENCES[args.direction]
+
+    if "model_path" in state:
+        from desktop.engine import LoadOptions, TranslationEngine
+
+        engine = TranslationEngine()
+
+        def load() -> dict[str, Any]:
+            info = engine.load(state["model_path"], LoadOptions(n_ctx=args.ctx))
+            return {"name": info.name, "architecture": info.architecture, "layers": info.n_layers,
+                    "n_ctx": info.n_ctx, "load_seconds": round(info.load_seconds, 3),
+                    "estimated_ram_gb": round(info.estimated_bytes / 1024**3, 2)}
+
+        if report.run("load", load).ok:
+            def translate() -> dict[str, Any]:
+                from medcore.prompt import split_direction
+                from medcore.textnorm import detect_lang
+
+                result = engine.translate(source, args.direction)
+                _, tgt = split_direction(result.direction)
+                text = result.translation.strip()
+                state["translation"] = text
+                detail = {"direction": result.direction, "source": source, "translation": text,
+                          "detected_lang": detect_lang(text) if text else None, **result.stats(),
+                          "finish": [s.finish_reason for s in result.segments]}
+                if not text:
+                    raise CheckFailed("the model produced an empty translation", detail)
+                if detect_lang(text) != tgt:
+                    raise CheckFailed(f"the translation is not in the target language ({tgt})", detail)
+                if any(s.finish_reason != "stop" for s in result.segments) or result.warnings:
+                    raise CheckFailed(f"the translation did not finish cleanly: {result.warnings}", detail)
+                if since_start is not None:
+                    detail["seconds_since_process_start"] = round(seconds_since_process_start() or 0.0, 3)
+                return detail
+
+            report.run("translate", translate)
+        engine.unload()
+    else:
+        report.fail("load", "skipped: no model")
+
+    # Attention: the real engine when the component is installed, else the synthetic pattern.
+    have, why = attention_available()
+    use_engine = have and not args.synthetic_attention
+
+    def attention_engine() -> tuple[str, dict[str, Any]]:
+        if not have:
+            if args.require_attention:
+                raise CheckFailed(why + "; --require-attention was given")
+            return "skipped", {"reason": why, "page_source": "synthetic attention over the real sentence pair",
+                               "without_it": "translation, term checks and documents work; the attention dock "
+                                             "cannot compute attention (it needs torch + transformers)"}
+        if not use_engine:
+            return "skipped", {"reason": why + "; --synthetic-attention: the page uses the synthetic pattern"}
+        return "ok", {"reason": why}
+
+    report.run("attention_engine", attention_engine)
+
+    if args.no_page:
+        pass
+    elif "translation" not in state:
+        report.fail("attention_page", "skipped: no translation to show")
+    else:
+        keep = args.keep
+        tmp = None
+        if keep is None:
+            tmp = tempfile.TemporaryDirectory(prefix="tsx-selftest-")
+            keep = Path(tmp.name)
+        keep.mkdir(parents=True, exist_ok=True)
+        built_box: dict[str, Any] = {}
+
+        def build_pages() -> tuple[str, dict[str, Any]]:
+            attention_model = Path(args.attention_model) if args.attention_model else state["model_path"]
+            status, detail, built = build_attention_pages(source, state["translation"], args.direction,
+                                                          attention_model, keep, use_engine)
+            built_box["built"] = built
+            return status, detail
+
+        if report.run("attention_pages_built", build_pages).ok:
+            qt_env = prepare_qt_environment()
+            import PySide6.QtWebEngineWidgets  # noqa: F401  (must precede the QApplication)
+            from PySide6.QtWidgets import QApplication
+
+            app = QApplication.instance() or QApplication([sys.argv[0]])
+            state["qt_env"] = qt_env
+            for view, path in built_box["built"].paths.items():
+                report.run(f"attention_page:{view}",
+                           lambda path=path, view=view: render_page(path, keep / f"{view}.png",
+                                                                    int(args.page_timeout * 1000)))
+            from desktop.attention import view as view_mod
+
+            view_mod._release_pages()  # pages before their profile, or Chromium crashes at exit
+            app.processEvents()
+        if tmp is not None:
+            tmp.cleanup()
+
+    extra = {"seconds_since_process_start_at_main": None if since_start is None else round(since_start, 3)}
+    if "qt_env" in state:
+        extra["qt_env"] = state["qt_env"]
+    payload = report.to_dict(extra)
+    text = json.dumps(payload, ensure_ascii=False, indent=2)
+    print(text, flush=True)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(text + "\n", encoding="utf-8")
+    verdict = "PASSED" if report.ok else f"FAILED ({', '.join(payload['failed'])})"
+    print(f"self-test {verdict} in {payload['total_seconds']:.1f} s", file=sys.stderr, flush=True)
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Persistent settings (QSettings): the current model, per-model load options, glossaries, privacy.
+
+Per-model options are stored under a key derived from the model's absolute path, so the 0.5B,
+the 1.5B and a trained export each keep their own threads / context size / GPU layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from desktop.engine import LoadOptions
+from medcore.models import APP_MODEL, BUNDLED, ModelError, bundled_path
+
+ORGANIZATION = "TSX-MedTrans"
+APPLICATION = "tsx-medtrans"
+
+
+def _model_key(path: str | Path) -> str:
+    return hashlib.sha1(str(Path(path).expanduser().resolve()).encode("utf-8")).hexdigest()[:16]
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class AppSettings:
+    """Typed access to the app's QSettings (pass one in to isolate tests)."""
+
+    def __init__(self, qsettings: QSettings | None = None):
+        self.q = qsettings or QSettings(ORGANIZATION, APPLICATION)
+
+    # -- model selection
+    def current_model(self) -> str | None:
+        """The last chosen model path; on first run the bundled app model if it is installed."""
+        value = self.q.value("model/current")
+        if value:
+            return str(value)
+        try:
+            return str(bundled_path(APP_MODEL))
+        except ModelError:
+            return None
+
+    def set_current_model(self, path: str | Path) -> None:
+        path = str(Path(path).expanduser().resolve())
+        self.q.setValue("model/current", path)
+        recent = [p for p in self.recent_models() if p != path]
+        self.q.setValue("model/recent", [path, *recent][:8])
+
+    def recent_models(self) -> list[str]:
+        value = self.q.value("model/recent") or []
+        return [str(v) for v in ([value] if isinstance(value, str) else value)]
+
+    def known_models(self) -> list[tuple[str, str]]:
+        """(label, path) for the bundled models that are installed, then recently used files."""
+        out, seen = [], set()
+        for name in BUNDLED:
+            try:
+                path = str(bundled_path(name))
+            except ModelError:
+                continue
+            out.append((name, path))
+            seen.add(path)
+        for path in self.recent_models():
+            if path not in seen:
+                out.append((Path(path).name, path))
+                seen.add(path)
+        return out
+
+    # -- per-model options
+    def load_options(self, path: str | Path) -> LoadOptions:
+        key = f"models/{_model_key(path)}"
+        default = LoadOptions()
+        threads = _int(self.q.value(f"{key}/n_threads"), 0)
+        return LoadOptions(
+            n_ctx=_int(self.q.value(f"{key}/n_ctx"), default.n_ctx),
+            n_threads=threads or None,
+            n_gpu_layers=_int(self.q.value(f"{key}/n_gpu_layers"), default.n_gpu_layers),
+        )
+
+    def set_load_options(self, path: str | Path, options: LoadOptions) -> None:
+        key = f"models/{_model_key(path)}"
+        self.q.setValue(f"{key}/path", str(Path(path).expanduser().resolve()))
+        self.q.setValue(f"{key}/n_ctx", int(options.n_ctx))
+        self.q.setValue(f"{key}/n_threads", int(options.n_threads or 0))
+        self.q.setValue(f"{key}/n_gpu_layers", int(options.n_gpu_layers))
+
+    # -- glossaries and privacy
+    def glossaries(self) -> list[str]:
+        value = self.q.value("glossary/files") or []
+        return [str(v) for v in ([value] if isinstance(value, str) else value)]
+
+    def set_glossaries(self, paths: list[str]) -> None:
+        self.q.setValue("glossary/files", list(paths))
+
+    def log_source_text(self) -> bool:
+        """Off unless the user turns it on: patient text stays out of log files."""
+        return str(self.q.value("privacy/log_source_text", "false")).lower() in ("1", "true", "yes")
+
+    def set_log_source_text(self, enabled: bool) -> None:
+        self.q.setValue("privacy/log_source_text", bool(enabled))
+
+    def sync(self) -> None:
+        self.q.sync()

@@ -1,0 +1,316 @@
+<?xml version='1.0' encoding='utf-8'?>
+<TS version="2.1" language="zh_CN">
+<context>
+    <name>GlossaryPanel</name>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <source>Term</source>
+        <translation>术语</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <source>Expected</source>
+        <translation>预期译法</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <source>Found</source>
+        <translation>译文中</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <source>Status</source>
+        <translation>状态</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="59" />
+        <source>No glossary loaded.</source>
+        <translation>未加载术语表。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="61" />
+        <source>Glossary: %1 (%2 terms)</source>
+        <translation>术语表：%1（%2 条）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="66" />
+        <source>%1 of %2 terms as expected, %3 to review</source>
+        <translation>%2 个术语中 %1 个符合预期，%3 个待复核</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="69" />
+        <source>%1 terms found in the source</source>
+        <translation>原文中发现 %1 个术语</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="79" />
+        <source>pending</source>
+        <translation>待翻译</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="81" />
+        <source>OK</source>
+        <translation>符合</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="83" />
+        <source>review: missing</source>
+        <translation>复核：缺失</translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message>
+        <location filename="../../desktop/main_window.py" line="109" />
+        <source>No model installed: run `tsx-models fetch` or choose a GGUF file.</source>
+        <translation>未安装模型：请运行 `tsx-models fetch` 或选择 GGUF 文件。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="114" />
+        <source>Main</source>
+        <translation>主工具栏</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="117" />
+        <source>Open…</source>
+        <translation>打开…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="118" />
+        <source>Save translation…</source>
+        <translation>保存译文…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="119" />
+        <source>Export with term report…</source>
+        <translation>导出译文及术语报告…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="120" />
+        <source>Load glossary…</source>
+        <translation>加载术语表…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="121" />
+        <source>Clear glossary</source>
+        <translation>清除术语表</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="122" />
+        <source>Choose GGUF…</source>
+        <translation>选择 GGUF…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="123" />
+        <source>Model settings…</source>
+        <translation>模型设置…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="124" />
+        <source>Translate</source>
+        <translation>翻译</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="126" />
+        <source>Translate (Ctrl+Enter)</source>
+        <translation>翻译（Ctrl+Enter）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="127" />
+        <source>Stop</source>
+        <translation>停止</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="128" />
+        <source>Copy</source>
+        <translation>复制</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="129" />
+        <source>Clear</source>
+        <translation>清空</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="132" />
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="134" />
+        <source>Auto</source>
+        <translation>自动</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="153" />
+        <source>Paste or open medical text (Chinese or English)…</source>
+        <translation>粘贴或打开医学文本（中文或英文）…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="156" />
+        <source>The translation appears here.</source>
+        <translation>译文显示在这里。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="172" />
+        <source>Terms</source>
+        <translation>术语</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="178" />
+        <location filename="../../desktop/main_window.py" line="285" />
+        <location filename="../../desktop/main_window.py" line="314" />
+        <source>No model</source>
+        <translation>无模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="231" />
+        <source>Attention</source>
+        <translation>注意力</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="284" />
+        <location filename="../../desktop/main_window.py" line="317" />
+        <source>Cannot use this model: %1</source>
+        <translation>无法使用该模型：%1</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="289" />
+        <source>Loading %1…</source>
+        <translation>正在加载 %1…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="308" />
+        <source>Model loaded in %1 s</source>
+        <translation>模型已加载，用时 %1 秒</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="331" />
+        <source>Choose a GGUF model</source>
+        <translation>选择 GGUF 模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="331" />
+        <source>GGUF models (*.gguf);;All files (*)</source>
+        <translation>GGUF 模型 (*.gguf);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="351" />
+        <source>Cannot read the glossary: %1</source>
+        <translation>无法读取术语表：%1</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="361" />
+        <source>Load term lists</source>
+        <translation>加载术语表</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="362" />
+        <source>Term lists (*.tsv *.csv *.xlsx *.jsonl *.txt);;All files (*)</source>
+        <translation>术语表 (*.tsv *.csv *.xlsx *.jsonl *.txt);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="457" />
+        <source>Load a model first.</source>
+        <translation>请先加载模型。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="473" />
+        <source>Translating…</source>
+        <translation>正在翻译…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="479" />
+        <source>Stopping…</source>
+        <translation>正在停止…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="494" />
+        <location filename="../../desktop/main_window.py" line="513" />
+        <source>%1 tok/s</source>
+        <translation>%1 词元/秒</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="515" />
+        <source>Stopped: the translation is incomplete.</source>
+        <translation>已停止：译文不完整。</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="517" />
+        <source>Done: %1 tokens in %2 s</source>
+        <translation>完成：%1 个词元，用时 %2 秒</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="529" />
+        <source>Translation failed: %1</source>
+        <translation>翻译失败：%1</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="559" />
+        <source>Opened %1 (%2)</source>
+        <translation>已打开 %1（%2）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="581" />
+        <source>Open text</source>
+        <translation>打开文本</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="581" />
+        <source>Text files (*.txt);;All files (*)</source>
+        <translation>文本文件 (*.txt);;所有文件 (*)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="586" />
+        <source>Save translation</source>
+        <translation>保存译文</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="586" />
+        <source>Text files (*.txt)</source>
+        <translation>文本文件 (*.txt)</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="591" />
+        <source>Export translation with term report</source>
+        <translation>导出译文及术语报告</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="592" />
+        <source>Text report (*.txt);;JSON (*.json)</source>
+        <translation>文本报告 (*.txt);;JSON (*.json)</translation>
+    </message>
+</context>
+<context>
+    <name>ModelSettingsDialog</name>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="13" />
+        <source>Model settings</source>
+        <translation>模型设置</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="18" />
+        <source>automatic (%1)</source>
+        <translation>自动（%1）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="27" />
+        <source>Allow source text in debug logs (off keeps patient text out of logs)</source>
+        <translation>允许在调试日志中记录原文（关闭时患者文本不会写入日志）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="29" />
+        <source>CPU threads</source>
+        <translation>CPU 线程数</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="30" />
+        <source>Context size (tokens)</source>
+        <translation>上下文长度（词元）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="31" />
+        <source>GPU layers</source>
+        <translation>GPU 层数</translation>
+    </message>
+</context>
+</TS>

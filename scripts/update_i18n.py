@@ -1,0 +1,76 @@
+"""Regenerate the Simplified Chinese UI translation: lupdate -> fill from ZH below -> lrelease.
+
+Run after changing UI strings: ``python -m scripts.update_i18n`` (needs PySide6's tools).
+A string missing from ZH stays unfinished in the .ts (English at run time) and is listed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TS = REPO / "resources" / "i18n" / "tsx_medtrans_zh_CN.ts"
+SOURCES = ["desktop/main_window.py", "desktop/glossary_panel.py", "desktop/model_dialog.py"]
+
+ZH = {
+    "Term": "术语", "Expected": "预期译法", "Found": "译文中", "Status": "状态",
+    "No glossary loaded.": "未加载术语表。",
+    "Glossary: %1 (%2 terms)": "术语表：%1（%2 条）",
+    "%1 of %2 terms as expected, %3 to review": "%2 个术语中 %1 个符合预期，%3 个待复核",
+    "%1 terms found in the source": "原文中发现 %1 个术语",
+    "pending": "待翻译", "OK": "符合", "review: missing": "复核：缺失",
+    "No model installed: run `tsx-models fetch` or choose a GGUF file.": "未安装模型：请运行 `tsx-models fetch` 或选择 GGUF 文件。",
+    "Main": "主工具栏", "Open…": "打开…", "Save translation…": "保存译文…",
+    "Export with term report…": "导出译文及术语报告…", "Load glossary…": "加载术语表…",
+    "Clear glossary": "清除术语表", "Choose GGUF…": "选择 GGUF…", "Model settings…": "模型设置…",
+    "Translate": "翻译", "Translate (Ctrl+Enter)": "翻译（Ctrl+Enter）", "Stop": "停止", "Copy": "复制",
+    "Clear": "清空", "Model": "模型", "Auto": "自动",
+    "Paste or open medical text (Chinese or English)…": "粘贴或打开医学文本（中文或英文）…",
+    "The translation appears here.": "译文显示在这里。", "Terms": "术语", "No model": "无模型",
+    "Attention": "注意力", "Cannot use this model: %1": "无法使用该模型：%1", "Loading %1…": "正在加载 %1…",
+    "Model loaded in %1 s": "模型已加载，用时 %1 秒", "Choose a GGUF model": "选择 GGUF 模型",
+    "GGUF models (*.gguf);;All files (*)": "GGUF 模型 (*.gguf);;所有文件 (*)",
+    "Cannot read the glossary: %1": "无法读取术语表：%1", "Load term lists": "加载术语表",
+    "Term lists (*.tsv *.csv *.xlsx *.jsonl *.txt);;All files (*)": "术语表 (*.tsv *.csv *.xlsx *.jsonl *.txt);;所有文件 (*)",
+    "Load a model first.": "请先加载模型。", "Translating…": "正在翻译…", "Stopping…": "正在停止…",
+    "%1 tok/s": "%1 词元/秒", "Stopped: the translation is incomplete.": "已停止：译文不完整。",
+    "Done: %1 tokens in %2 s": "完成：%1 个词元，用时 %2 秒", "Translation failed: %1": "翻译失败：%1",
+    "Opened %1 (%2)": "已打开 %1（%2）", "Open text": "打开文本", "Text files (*.txt);;All files (*)": "文本文件 (*.txt);;所有文件 (*)",
+    "Save translation": "保存译文", "Text files (*.txt)": "文本文件 (*.txt)",
+    "Export translation with term report": "导出译文及术语报告", "Text report (*.txt);;JSON (*.json)": "文本报告 (*.txt);;JSON (*.json)",
+    "Model settings": "模型设置", "automatic (%1)": "自动（%1）",
+    "Allow source text in debug logs (off keeps patient text out of logs)": "允许在调试日志中记录原文（关闭时患者文本不会写入日志）",
+    "CPU threads": "CPU 线程数", "Context size (tokens)": "上下文长度（词元）", "GPU layers": "GPU 层数",
+}
+
+
+def tool(name: str) -> str:
+    found = shutil.which(f"pyside6-{name}") or str(Path(sys.executable).parent / f"pyside6-{name}")
+    return found
+
+
+def main() -> int:
+    subprocess.run([tool("lupdate"), *SOURCES, "-no-obsolete", "-ts", str(TS)], cwd=REPO, check=True)
+    tree = ET.parse(TS)
+    missing = []
+    for message in tree.iter("message"):
+        source = message.findtext("source")
+        translation = message.find("translation")
+        if source in ZH:
+            translation.text = ZH[source]
+            translation.attrib.pop("type", None)
+        else:
+            missing.append(source)
+    tree.write(TS, encoding="utf-8", xml_declaration=True)
+    subprocess.run([tool("lrelease"), str(TS), "-qm", str(TS.with_suffix(".qm"))], check=True)
+    for source in missing:
+        print(f"untranslated: {source!r}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Fixtures for the desktop app: a tiny real GGUF, isolated settings, glossary files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, tiny_qwen2_dir) -> Path:
+    """A real qwen2 GGUF (2 layers, 1k-token BPE, ChatML template, eos <|im_end|>), random weights."""
+    from tests.desktop.tiny_gguf import write_tiny_gguf
+
+    return write_tiny_gguf(tiny_qwen2_dir, tmp_path_factory.mktemp("tiny_gguf") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_gguf):
+    from desktop.engine import LoadOptions, TranslationEngine
+
+    engine = TranslationEngine()
+    engine.load(tiny_gguf, LoadOptions(n_ctx=1024))
+    yield engine
+    engine.unload()
+
+
+@pytest.fixture(scope="session")
+def small_engine(small_gguf):
+    """The bundled 0.5B, loaded once for the session (~1 s)."""
+    from desktop.engine import LoadOptions, TranslationEngine
+
+    engine = TranslationEngine()
+    engine.load(small_gguf, LoadOptions(n_ctx=1024))
+    yield engine
+    engine.unload()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Model-hash cache and any XDG writes go to the test's tmp dir, not the user's home."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def app_settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from desktop.settings import AppSettings
+
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+
+
+@pytest.fixture(scope="session")
+def term_files(tmp_path_factory, shared_data) -> list[Path]:
+    """Two term lists loaded together: a real one (CC-CEDICT medical) and a small clinic list."""
+    clinic = tmp_path_factory.mktemp("glossary") / "clinic_terms.csv"
+    # CSV with a header, as the trainer reads it; "患者 -> subject" is a house style the base model
+    # does not follow (it writes "patient"), so that term must be flagged for review.
+    clinic.write_text("zh,en\n急性心肌梗死,acute myocardial infarction\n患者,subject\n", encoding="utf-8")
+    return [shared_data / "terms" / "cedict_medical.tsv", clinic]

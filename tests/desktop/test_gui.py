@@ -1,0 +1,239 @@
+"""The window, offscreen, with real models: streaming, Stop, newest-wins, terms, files, i18n, privacy."""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QLocale  # noqa: E402
+
+from desktop import main_window  # noqa: E402
+from desktop.app import install_translator  # noqa: E402
+from desktop.engine import LoadOptions  # noqa: E402
+from desktop.main_window import MainWindow, py_to_qt, qt_to_py  # noqa: E402
+
+_SOCKET_EVENTS: list[str] = []
+
+
+def _audit(event, args):
+    if event.startswith(("socket.", "http.", "urllib.")):
+        _SOCKET_EVENTS.append(event)
+
+
+sys.addaudithook(_audit)  # records only; audit hooks cannot be removed, so it stays passive
+
+
+def _open(qtbot, app_settings, model, **kw) -> MainWindow:
+    # The attention view (QtWebEngine + a transformers model) has its own tests; here it stays off
+    # except in the test of the hook itself.
+    kw.setdefault("attention", False)
+    window = MainWindow(settings=app_settings, model=str(model), **kw)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _wait_loaded(qtbot, window, timeout=60000):
+    qtbot.waitUntil(lambda: window.model_info is not None or bool(window.last_error), timeout=timeout)
+    assert window.model_info is not None, window.last_error
+
+
+@pytest.fixture
+def tiny_window(qtbot, app_settings, tiny_gguf):
+    window = _open(qtbot, app_settings, tiny_gguf)
+    _wait_loaded(qtbot, window)
+    yield window
+    window.close()
+
+
+def test_streaming_translation_in_the_window(qtbot, tiny_window):
+    w = tiny_window
+    assert w.act_translate.isEnabled() and not w.act_stop.isEnabled()
+    w.source.setPlainText("第一句。第二句。\n第三句。")
+    tokens = []
+    w.controller.worker.token.connect(lambda rid, piece: tokens.append(piece))
+    before = len(_SOCKET_EVENTS)
+    w.max_new_tokens = 8
+    with qtbot.waitSignal(w.translationFinished, timeout=120000):
+        w.act_translate.trigger()
+        assert w.busy and w.act_stop.isEnabled()
+    assert not w.busy and w.result is not None
+    assert len(tokens) > 3 and "".join(tokens) == w.result.translation == w.target.toPlainText()
+    assert w.result.direction == "zh-en" and len(w.result.segments) == 3
+    assert w.result.translation.count("\n") >= 1  # the paragraph break survives
+    assert (w.progress.value(), w.progress.maximum()) == (3, 3)
+    assert "tok/s" in w.speed_label.text()
+    assert w.model_label.text().startswith("tiny-qwen2-test")
+    # offline: no socket activity during the whole translation, no Qt networking loaded or created
+    assert _SOCKET_EVENTS[before:] == []
+    if main_window.AttentionDock is None:  # QtWebEngine (attention view) loads QtNetwork itself
+        assert "PySide6.QtNetwork" not in sys.modules
+    gc.collect()
+    assert not [o for o in gc.get_objects() if type(o).__name__ == "QNetworkAccessManager"]
+
+
+def test_stop_interrupts_and_newest_request_wins(qtbot, tiny_window):
+    w = tiny_window
+    w.max_new_tokens = 400
+    w.source.setPlainText("患者入院后给予阿司匹林治疗，症状缓解。")
+    first = w.translate()
+    qtbot.waitUntil(lambda: len(w.target.toPlainText()) > 0, timeout=60000)
+    second = w.translate()  # a new request while the first is generating
+    assert second == first + 1
+    with qtbot.waitSignal(w.translationFinished, timeout=60000):
+        qtbot.waitUntil(lambda: len(w.target.toPlainText()) > 2, timeout=60000)
+        w.act_stop.trigger()
+    assert w.result is not None and w.result.cancelled
+    seg = w.result.segments[-1]
+    assert seg.finish_reason == "cancelled" and seg.generated_tokens < seg.max_tokens
+    assert w.target.toPlainText() == w.result.translation  # nothing of the first request leaked in
+    assert "Stopped" in w.statusBar().currentMessage()
+    assert not w.act_stop.isEnabled()
+
+
+def test_glossary_highlighting_on_mixed_text(qtbot, tiny_window, term_files):
+    w = tiny_window
+    assert w.load_glossaries([str(p) for p in term_files])
+    text = "𠮷2型糖尿病（type 2 diabetes）患者，HbA1c 8.5%，合并高血压、肺炎。"
+    w.source.setPlainText(text)
+    w._refresh_source_terms()
+    assert w.detected_label.text().strip() == "zh→en"
+    spans = w.highlighted_spans("source")
+    terms = [text[s:e] for s, e, _ in spans]
+    assert terms == ["糖尿病", "患者", "高血压", "肺炎"]  # longest match, astral 𠮷 does not shift offsets
+    assert {colour for _, _, colour in spans} == {"#fff3b0"}  # pending before a translation
+    assert w.panel.table.rowCount() == 4 and w.panel.status_of(0) == "pending"
+    # the Qt document agrees with the Python offsets
+    selections = w.source.extraSelections()
+    assert selections[0].cursor.selectedText() == "糖尿病"
+    assert qt_to_py(text, py_to_qt(text, 5)) == 5
+    # English source: case-insensitive, whole words only
+    w.source.setPlainText("Prediabetes is not Diabetes; PNEUMONIA and hypertension are.")
+    w._refresh_source_terms()
+    src = w.source.toPlainText()
+    assert [src[s:e] for s, e, _ in w.highlighted_spans("source")] == ["Diabetes", "PNEUMONIA", "hypertension"]
+    assert w.direction() == "en-zh"
+
+
+def test_broken_model_shows_a_clear_message(qtbot, app_settings, tmp_path, tiny_gguf):
+    bad = tmp_path / "report.gguf"
+    bad.write_text("%PDF-1.4 not a model")
+    w = _open(qtbot, app_settings, bad)
+    assert "is not a GGUF file" in w.last_error and w.banner.isVisible() is True
+    assert not w.act_translate.isEnabled()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(tiny_gguf.read_bytes()[: tiny_gguf.stat().st_size // 2])
+    w.load_model(str(cut))
+    qtbot.waitUntil(lambda: bool(w.last_error), timeout=30000)
+    assert "could not load cut.gguf" in w.last_error
+    assert w.model_info is None
+    w.load_model(str(tiny_gguf))  # recovers with a good model
+    _wait_loaded(qtbot, w)
+    assert not w.banner.isVisible()
+    w.close()
+
+
+def test_per_model_settings_persist(app_settings, tiny_gguf, small_gguf):
+    app_settings.set_load_options(tiny_gguf, LoadOptions(n_ctx=768, n_threads=1, n_gpu_layers=3))
+    app_settings.set_current_model(tiny_gguf)
+    app_settings.sync()
+    from PySide6.QtCore import QSettings
+
+    from desktop.settings import AppSettings
+
+    again = AppSettings(QSettings(app_settings.q.fileName(), QSettings.Format.IniFormat))
+    assert again.load_options(tiny_gguf) == LoadOptions(n_ctx=768, n_threads=1, n_gpu_layers=3)
+    assert again.load_options(small_gguf) == LoadOptions()  # another model keeps its own defaults
+    assert again.current_model() == str(tiny_gguf.resolve())
+    labels = [label for label, _ in again.known_models()]
+    assert "qwen2.5-coder-0.5b" in labels and tiny_gguf.name in labels
+
+
+def test_first_run_preselects_the_bundled_app_model(app_settings, app_gguf):
+    assert app_settings.current_model() == str(app_gguf)
+
+
+def test_ui_follows_chinese_locale(qtbot, app_settings, tiny_gguf):
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    translator = install_translator(app, QLocale(QLocale.Language.Chinese, QLocale.Country.China))
+    assert translator is not None
+    try:
+        w = MainWindow(settings=app_settings, model=str(tiny_gguf), autoload=False, attention=False)
+        qtbot.addWidget(w)
+        assert w.act_translate.text() == "翻译"
+        assert w.act_stop.text() == "停止"
+        assert w.panel.table.horizontalHeaderItem(0).text() == "术语"
+        w.close()
+    finally:
+        app.removeTranslator(translator)
+    assert install_translator(app, QLocale(QLocale.Language.English, QLocale.Country.UnitedStates)) is None
+
+
+@pytest.mark.skipif(main_window.AttentionDock is None, reason="attention view (desktop.attention) not importable")
+def test_attention_dock_receives_the_selected_term(qtbot, app_settings, tiny_gguf, term_files):
+    w = _open(qtbot, app_settings, tiny_gguf, attention=True)
+    _wait_loaded(qtbot, w)
+    assert isinstance(w.attention, main_window.AttentionDock)
+    calls = []
+    w.attention.show_term = lambda *args: calls.append(args)  # record instead of running transformers
+    w.load_glossaries([str(p) for p in term_files])
+    w.source.setPlainText("既往有高血压病史。")
+    w._refresh_source_terms()
+    w.panel.table.selectRow(0)
+    assert calls == [("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()))]
+    w.close()
+
+
+@pytest.mark.bundled
+def test_real_translation_terms_export_and_attention_hook(qtbot, app_settings, small_gguf, term_files, tmp_path):
+    app_settings.set_load_options(small_gguf, LoadOptions(n_ctx=1024))
+    w = _open(qtbot, app_settings, small_gguf)
+    _wait_loaded(qtbot, w)
+    w.load_glossaries([str(p) for p in term_files])
+    src = tmp_path / "note.txt"
+    src.write_bytes("患者诊断为急性心肌梗死，行经皮冠状动脉介入治疗。".encode("gb18030"))
+    assert w.open_file(str(src))
+    pieces = []
+    w.controller.worker.token.connect(lambda rid, p: pieces.append(p))
+    w.max_new_tokens = 40
+    with qtbot.waitSignal(w.translationFinished, timeout=240000):
+        w.translate()
+    out = w.target.toPlainText()
+    assert len(pieces) >= 5 and "acute myocardial infarction" in out.lower()
+    rows = {c.hit.span.text: i for i, c in enumerate(w.checks)}
+    assert w.panel.status_of(rows["急性心肌梗死"]) == "ok"
+    assert w.panel.status_of(rows["患者"]) == "missing"  # the clinic list wants "subject"
+    target_spans = w.highlighted_spans("target")
+    assert [out[s:e].lower() for s, e, _ in target_spans] == ["acute myocardial infarction"]
+    assert "#ffc9c0" in {c for _, _, c in w.highlighted_spans("source")}  # the missing term is flagged red
+    # selecting a highlighted term emits the hook the attention view listens to
+    with qtbot.waitSignal(w.termSelected, timeout=5000) as blocker:
+        cursor = w.source.textCursor()
+        cursor.setPosition(py_to_qt(w.source.toPlainText(), 7))  # inside 急性心肌梗死 (5..11)
+        w.source.setTextCursor(cursor)
+    source, translation, src_span, tgt_span, direction = blocker.args
+    assert src_span == (5, 11) and direction == "zh-en" and translation == out
+    assert translation[tgt_span[0]:tgt_span[1]].lower() == "acute myocardial infarction"
+    assert w.panel.table.currentRow() == rows["急性心肌梗死"]
+    # export with term report and provenance
+    w.export_report(str(tmp_path / "report.json"))
+    payload = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    from desktop.provenance import model_sha256
+
+    assert payload["provenance"]["model_sha256"] == model_sha256(small_gguf)
+    assert payload["term_report"]["missing"] >= 1
+    w.export_report(str(tmp_path / "report.txt"))
+    report = (tmp_path / "report.txt").read_text(encoding="utf-8")
+    assert "REVIEW 患者" in report and "model sha256:" in report
+    w.save_translation(str(tmp_path / "t.txt"))
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8").strip() == out.strip()
+    w.clear()
+    assert w.source.toPlainText() == "" and w.target.toPlainText() == ""
+    w.close()
