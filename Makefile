@@ -32,12 +32,13 @@ models: | $(BIN)/python
 
 # The main job on the bundled default model: the desktop app; on a machine without a display,
 # the same engine translates the sample discharge summary on the command line.
+GLOSSARY ?= ../shared/data/terms/cedict_medical.tsv
 run: venv-app
 	$(BIN)/tsx-models fetch
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/tsx-medtrans; else \
 	  echo "no display: translating resources/samples/discharge_summary_zh.txt with the bundled model"; \
-	  $(BIN)/tsx-medtrans translate --glossary ../shared/data/terms/cedict_medical.tsv \
-	    --file resources/samples/discharge_summary_zh.txt; fi
+	  $(BIN)/tsx-medtrans translate -i resources/samples/discharge_summary_zh.txt \
+	    $$( [ -f "$(GLOSSARY)" ] && echo "-g $(GLOSSARY)" ); fi
 
 test: venv-dev
 	$(BIN)/tsx-models fetch
@@ -49,3 +50,26 @@ lint: venv-dev
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- Packaging (issue 7; packaging/README.md). A separate venv without torch, so the core bundle
+# cannot pick it up. `make package` builds the bundle and the .deb packages and prints sizes and
+# times; ATTENTION=1 adds the optional attention component (~1 GB). `make package-smoke` builds,
+# installs into a fresh prefix and runs the self-test under Xvfb with networking blocked.
+PKG_VENV    := build/pkg-venv
+ATTENTION   ?= 0
+PKG_FLAGS   := $(if $(filter 1 yes true,$(ATTENTION)),--attention,) $(PKG_ARGS)
+
+.PHONY: package package-smoke
+
+$(PKG_VENV)/.stamp: pyproject.toml $(TSX_CONSTRAINTS)
+	$(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/python -m pip install $(PIP_FLAGS) -q -c $(TSX_CONSTRAINTS) -e ".[desktop,package]"
+	touch $@
+
+package: $(PKG_VENV)/.stamp
+	$(PKG_VENV)/bin/tsx-models fetch qwen2.5-coder-1.5b
+	$(PKG_VENV)/bin/python packaging/build.py $(PKG_FLAGS)
+
+package-smoke: $(PKG_VENV)/.stamp
+	$(PKG_VENV)/bin/tsx-models fetch qwen2.5-coder-1.5b
+	$(PKG_VENV)/bin/python packaging/smoke.py $(PKG_FLAGS)

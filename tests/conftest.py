@@ -110,11 +110,11 @@ def tiny_qwen2_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def qwen_tokenizer_dir(tmp_path_factory, small_gguf) -> Path:
-    """The real Qwen2.5 tokenizer (151,936 tokens, chat template), read out of the bundled GGUF."""
-    from transformers import AutoTokenizer
+def qwen_tokenizer_dir(small_gguf) -> Path:
+    """The real Qwen2.5 tokenizer (151,936 tokens, chat template), read out of the bundled GGUF.
 
-    tokenizer = AutoTokenizer.from_pretrained(small_gguf.parent, gguf_file=small_gguf.name)
-    out = tmp_path_factory.mktemp("qwen_tokenizer")
-    tokenizer.save_pretrained(out)
-    return out
+    Reading it out takes ~20 s, so it is cached in the models directory like the trainer's caches.
+    """
+    from trainer.modeling import tokenizer_dir_for
+
+    return tokenizer_dir_for(small_gguf)

@@ -57,6 +57,32 @@ def hf_dir_for(base: str | os.PathLike[str], cache_root: str | os.PathLike[str] 
     return target
 
 
+def tokenizer_dir_for(base: str | os.PathLike[str], cache_root: str | os.PathLike[str] | None = None) -> Path:
+    """A directory holding only the tokenizer of ``base``: cheap for a GGUF (no weights dequantised).
+
+    Reuses the full dequantised cache when it exists; otherwise reads the tokenizer out of the GGUF
+    once and caches it beside the model caches.
+    """
+    path = resolve_model(str(base), default="qwen2.5-coder-0.5b")
+    if path.is_dir():
+        return path
+    check_gguf_header(path)
+    digest = sha256_file(path)
+    cache = Path(cache_root) if cache_root else models_dir() / ".hf-cache"
+    full = cache / f"{path.stem}-{digest[:16]}"
+    if (full / "config.json").exists() and (full / "tsx_source.json").exists():
+        return full
+    target = cache / f"{path.stem}-{digest[:16]}-tokenizer"
+    if (target / "tokenizer_config.json").exists():
+        return target
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    with atomic_dir(target) as tmp:
+        tokenizer.save_pretrained(tmp)
+    return target
+
+
 def base_fingerprint(base: str | os.PathLike[str]) -> str:
     """A stable identity for a base model, recorded with every adapter trained on it.
 
@@ -101,8 +127,7 @@ def load_tokenizer(base: str | os.PathLike[str]):
     from transformers import AutoTokenizer
 
     logging.getLogger("transformers.tokenization_utils_base").addFilter(_DropSpuriousMistralWarning())
-
-    directory = hf_dir_for(base)
+    directory = tokenizer_dir_for(base)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as exc:

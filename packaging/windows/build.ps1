@@ -1,0 +1,73 @@
+# Build the Windows installer. UNVERIFIED (no Windows machine was available): this mirrors
+# packaging/build.py step for step; see packaging/README.md "Windows: what is not verified".
+#
+#   powershell -ExecutionPolicy Bypass -File packaging\windows\build.ps1 [-Attention] [-NoModel]
+#
+# Needs: Python 3.11 x64 on PATH as `py -3.11`; a llama-cpp-python 0.3.36 wheel for win_amd64
+# (PyPI has only the sdist: build it once with Visual Studio 2022 Build Tools + CMake,
+# `pip wheel llama-cpp-python==0.3.36 -w wheels`, then pass -Wheels wheels); Inno Setup 6 (iscc);
+# the default model in %USERPROFILE%\.local\share\tsx-medtrans\models (`tsx-models fetch`).
+param(
+    [switch]$Attention,
+    [switch]$NoModel,
+    [string]$Wheels = ""
+)
+$ErrorActionPreference = "Stop"
+$Root = Resolve-Path "$PSScriptRoot\..\.."
+Set-Location $Root
+$Version = (Select-String -Path desktop\__init__.py -Pattern '__version__ = "(.+)"').Matches[0].Groups[1].Value
+$Venv = "build\pkg-venv-win"
+$Stage = "build\windows-stage"
+$Started = Get-Date
+$Times = [ordered]@{}
+function Step($Name, [scriptblock]$Body) {
+    $t0 = Get-Date; Write-Host "== $Name"; & $Body
+    if ($LASTEXITCODE -ne $null -and $LASTEXITCODE -ne 0) { throw "$Name failed ($LASTEXITCODE)" }
+    $Times[$Name] = [math]::Round(((Get-Date) - $t0).TotalSeconds, 1)
+}
+
+Step "venv" {
+    if (-not (Test-Path "$Venv\Scripts\python.exe")) { py -3.11 -m venv $Venv }
+    $find = @(); if ($Wheels) { $find = @("--find-links", $Wheels) }
+    & "$Venv\Scripts\python.exe" -m pip install -q -c requirements\constraints.txt @find -e ".[desktop,package]"
+}
+Step "pyinstaller" {
+    & "$Venv\Scripts\python.exe" -m PyInstaller --noconfirm --clean --log-level WARN `
+        --workpath build\pyinstaller-win\work --distpath build\pyinstaller-win\dist packaging\windows\tsx-medtrans.spec
+}
+Step "stage" {
+    if (Test-Path $Stage) { Remove-Item -Recurse -Force $Stage }
+    New-Item -ItemType Directory -Force "$Stage\models", "$Stage\attention" | Out-Null
+    Copy-Item -Recurse build\pyinstaller-win\dist\tsx-medtrans "$Stage\tsx-medtrans"
+    foreach ($need in @("tsx-medtrans.exe", "tsx-medtrans-cli.exe", "_internal\llama_cpp\lib\llama.dll",
+                        "_internal\PySide6\QtWebEngineProcess.exe", "_internal\resources\prompts\translation.yaml")) {
+        if (-not (Test-Path "$Stage\tsx-medtrans\$need")) { throw "bundle lacks $need" }
+    }
+    if (-not $NoModel) {
+        $models = "$env:USERPROFILE\.local\share\tsx-medtrans\models"
+        $file = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+        Copy-Item "$models\$file" "$Stage\models\$file"
+        $hash = (Get-FileHash -Algorithm SHA256 "$Stage\models\$file").Hash.ToLower()
+        if ($hash -ne "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046") { throw "model hash mismatch: $hash" }
+        "$hash  $file" | Set-Content -Encoding ascii "$Stage\models\SHA256SUMS"
+    }
+}
+if ($Attention) {
+    Step "attention-overlay" {
+        & "$Venv\Scripts\python.exe" -m pip install -q --target "$Stage\attention" -c requirements\constraints.txt `
+            torch transformers peft accelerate bertviz gguf sentencepiece protobuf
+        Copy-Item -Recurse trainer "$Stage\attention\trainer"
+    }
+}
+Step "self-test (unpacked bundle)" {
+    & "$Stage\tsx-medtrans\tsx-medtrans-cli.exe" --self-test --json-out build\windows-selftest.json
+}
+Step "inno-setup" {
+    $iscc = (Get-Command iscc -ErrorAction SilentlyContinue).Source
+    if (-not $iscc) { $iscc = "${env:ProgramFiles(x86)}\Inno Setup 6\ISCC.exe" }
+    & $iscc "/DAppVersion=$Version" "/DStage=$Root\$Stage" packaging\windows\tsx-medtrans.iss
+}
+$setup = Get-Item "dist\packages\tsx-medtrans-$Version-setup*.exe"
+$bundle = (Get-ChildItem -Recurse -File "$Stage\tsx-medtrans" | Measure-Object -Sum Length).Sum
+Write-Host "== sizes: bundle $([math]::Round($bundle/1MB,1)) MB; setup $(($setup | ForEach-Object { "$($_.Name) $([math]::Round($_.Length/1MB,1)) MB" }) -join ', ')"
+Write-Host "== times: $(($Times.GetEnumerator() | ForEach-Object { "$($_.Key) $($_.Value) s" }) -join ', '); total $([math]::Round(((Get-Date) - $Started).TotalSeconds)) s"

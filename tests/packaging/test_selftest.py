@@ -1,0 +1,99 @@
+"""``tsx-medtrans --self-test``: its report and exit status on failures, and one real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medcore.models import APP_MODEL, BUNDLED, SMALL_MODEL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_selftest(args: list[str], env_extra: dict[str, str], timeout: float = 300) -> tuple[int, dict, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen", **env_extra)
+    proc = subprocess.run([sys.executable, "-m", "desktop.selftest", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=timeout)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def checks(report: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in report["checks"]}
+
+
+def test_missing_model_fails_with_report(tmp_path):
+    rc, report, err = run_selftest(["--no-page"], {"TSX_MODELS_DIR": str(tmp_path)})
+    assert rc == 1 and report["ok"] is False
+    by_name = checks(report)
+    assert by_name["environment"]["ok"] and by_name["resources"]["ok"]
+    assert not by_name["model"]["ok"] and "tsx-models fetch" in by_name["model"]["error"]
+    assert not by_name["load"]["ok"]
+    assert "model" in report["failed"] and "[FAIL] model" in err and "self-test FAILED" in err
+
+
+def test_damaged_bundled_model_fails_the_hash_check(tmp_path):
+    model = BUNDLED[APP_MODEL]
+    fake = tmp_path / model.filename
+    fake.write_bytes(b"GGUF" + b"\0" * 1024)  # right name and magic, wrong content
+    rc, report, _ = run_selftest(["--no-page"], {"TSX_MODELS_DIR": str(tmp_path)})
+    model_check = checks(report)["model"]
+    assert rc == 1 and not model_check["ok"]
+    assert "damaged" in model_check["error"] and model_check["detail"]["size"] == 1028
+    assert "translate" not in checks(report)  # nothing loaded a damaged file
+
+
+def test_not_a_gguf_file_fails(tmp_path):
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("not a model")
+    rc, report, _ = run_selftest(["--no-page", "--model", str(bad)], {})
+    assert rc == 1 and "is not a GGUF file" in checks(report)["model"]["error"]
+
+
+def test_require_attention_fails_without_torch(tmp_path, monkeypatch):
+    from desktop import selftest
+
+    monkeypatch.setattr(selftest, "attention_available", lambda: (False, "attention component not installed (test)"))
+    out = tmp_path / "r.json"
+    rc = selftest.main(["--no-page", "--require-attention", "--model", str(tmp_path / "absent.gguf"),
+                        "--json-out", str(out)])
+    report = json.loads(out.read_text())
+    assert rc == 1
+    att = checks(report)["attention_engine"]
+    assert not att["ok"] and "--require-attention" in att["error"]
+
+
+def test_synthetic_attention_is_a_valid_result_over_the_real_pair():
+    from desktop.attention.alignment import align_term
+    from desktop.selftest import SENTENCES, SyntheticAttentionEngine, pick_term
+
+    zh, en = SENTENCES["zh-en"], SENTENCES["en-zh"]
+    result = SyntheticAttentionEngine().compute(zh, en, "zh-en")
+    result.validate()  # shapes and row sums, as the real engine's
+    assert "".join(result.src_tokens) == zh.replace(" ", "")
+    assert result.tgt_tokens[:3] == ["The", "patient", "was"]
+    span = pick_term(en, "en")
+    assert en[span[0]:span[1]] == "percutaneous"
+    alignment = align_term(result, span)
+    assert 0.0 <= alignment.confidence <= 1.0 and np.isclose(alignment.profile.sum(), 1.0)
+    zh_span = pick_term(zh, "zh")
+    assert zh[zh_span[0]:zh_span[1]] in zh and zh_span[1] - zh_span[0] == 4
+
+
+@pytest.mark.bundled
+@pytest.mark.slow
+def test_real_self_test_on_the_small_model(small_gguf, tmp_path):
+    """The whole self-test on the bundled 0.5B: load, translate, draw the term view offscreen."""
+    rc, report, err = run_selftest(["--model", SMALL_MODEL, "--keep", str(tmp_path), "--ctx", "1024", "--synthetic-attention"], {}, timeout=600)
+    by_name = checks(report)
+    assert rc == 0, err
+    assert by_name["model"]["detail"]["verified"] is True
+    assert by_name["translate"]["detail"]["detected_lang"] == "en"
+    page = by_name["attention_page:term"]["detail"]
+    assert page["drawn"] is True and page["colours_sampled"] >= 3 and "remote" not in page
+    assert (tmp_path / "term.png").stat().st_size > 1000

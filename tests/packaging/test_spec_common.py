@@ -1,0 +1,86 @@
+"""The shared spec description: what goes into the bundle, and that both recipes use it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from medcore.models import APP_MODEL, BUNDLED
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_resource_datas_cover_runtime_files_and_skip_sources(spec_common):
+    datas = spec_common.resource_datas()
+    dests = {(Path(src).relative_to(ROOT).as_posix(), dest) for src, dest in datas}
+    for needed in ("resources/prompts/translation.yaml", "resources/web/term_view.js",
+                   "resources/web/vendor/require-2.3.6.js", "resources/web/vendor/d3-5.7.0.min.js",
+                   "resources/web/vendor/jquery-2.2.4.min.js", "resources/i18n/tsx_medtrans_zh_CN.qm",
+                   "resources/icons/tsx-medtrans.svg"):
+        folder = needed.rsplit("/", 1)[0]
+        assert (needed, folder) in dests, needed
+    sources = [src for src, _ in datas]
+    assert not [s for s in sources if s.endswith((".ts", ".pyc"))]
+    assert not [s for s in sources if "/configs/" in s or "/converter/" in s]  # trainer-only files
+    # every vendored licence goes along with the scripts it covers
+    assert sum("/vendor/licenses/" in s for s in sources) == 3
+
+
+def test_core_flavour_excludes_the_attention_stack(spec_common):
+    for module in ("torch", "transformers", "bertviz", "peft", "trainer", "llama_cpp.server"):
+        assert module in spec_common.EXCLUDES
+    assert not set(spec_common.HIDDEN_IMPORTS) & set(spec_common.EXCLUDES)
+    for module in ("desktop.selftest", "desktop.cli", "tsx_firstrun", "PySide6.QtWebEngineWidgets"):
+        assert module in spec_common.HIDDEN_IMPORTS
+
+
+def test_full_stdlib_for_the_overlay(spec_common):
+    names = spec_common.stdlib_hidden_imports()
+    # modules torch/transformers import that the app itself never does
+    for module in ("unittest", "sqlite3", "pdb", "cProfile", "multiprocessing", "ctypes", "timeit", "http.cookies",
+                   "email.mime.text", "concurrent.futures.thread", "importlib.metadata"):
+        assert module in names
+    for module in ("tkinter", "idlelib", "test", "ensurepip", "unittest.test", "ctypes.test"):
+        assert module not in names
+
+
+def test_llama_binaries_keep_only_loaded_names(spec_common):
+    pytest.importorskip("llama_cpp")
+    binaries = spec_common.llama_binaries("linux")
+    names = {Path(src).name for src, _ in binaries}
+    assert {"libllama.so", "libggml.so", "libggml-base.so.0", "libggml-cpu.so.0"} <= names
+    assert all(dest == "llama_cpp/lib" for _, dest in binaries)
+    assert not [n for n in names if "mtmd" in n or re.search(r"\.so\.\d+\.\d+", n)]
+
+
+def test_trim_toc_drops_unused_locales(spec_common):
+    toc = [
+        ("PySide6/Qt/translations/qtwebengine_locales/de.pak", "/x/de.pak", "DATA"),
+        ("PySide6/Qt/translations/qtwebengine_locales/zh-CN.pak", "/x/zh-CN.pak", "DATA"),
+        ("PySide6/Qt/translations/qtbase_fr.qm", "/x/qtbase_fr.qm", "DATA"),
+        ("PySide6/Qt/translations/qtbase_zh_CN.qm", "/x/qtbase_zh_CN.qm", "DATA"),
+        ("resources/prompts/translation.yaml", "/x/translation.yaml", "DATA"),
+    ]
+    kept = [e[0].rsplit("/", 1)[-1] for e in spec_common.trim_toc(toc)]
+    assert kept == ["zh-CN.pak", "qtbase_zh_CN.qm", "translation.yaml"]
+
+
+def test_linux_and_windows_recipes_stay_in_step(spec_common):
+    linux = (ROOT / "packaging/linux/tsx-medtrans.spec").read_text()
+    windows = (ROOT / "packaging/windows/tsx-medtrans.spec").read_text()
+    assert 'analysis_kwargs("core", platform="linux")' in linux
+    assert 'analysis_kwargs("core", platform="win32")' in windows
+    for spec in (linux, windows):
+        assert "trim_toc(a.datas" in spec and "COLLECT(" in spec and "onefile" not in spec.lower()
+    model = BUNDLED[APP_MODEL]
+    iss = (ROOT / "packaging/windows/tsx-medtrans.iss").read_text()
+    ps1 = (ROOT / "packaging/windows/build.ps1").read_text()
+    assert f'#define ModelFile "{model.filename}"' in iss
+    assert f'#define ModelSha256 "{model.sha256}"' in iss
+    assert model.sha256 in ps1 and model.filename in ps1
+    build = (ROOT / "packaging/build.py").read_text()
+    # same optional components on both platforms
+    for component in ("torch", "transformers", "peft", "bertviz", "gguf"):
+        assert component in ps1 and f'"{component}"' in build
