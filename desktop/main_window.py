@@ -10,7 +10,7 @@ import logging
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QColor, QKeySequence, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
@@ -77,6 +77,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or AppSettings()
         self.controller = EngineController(log_source_text=self.settings.log_source_text(), parent=self)
+        if (app := QCoreApplication.instance()) is not None:
+            # app.exit() closes no window, so closeEvent alone would leave the engine thread running.
+            app.aboutToQuit.connect(self.controller.shutdown)
         self.glossary: Glossary | None = None
         self.glossary_files: list[str] = []
         self.result: TranslationResult | None = None

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -110,6 +110,9 @@ class AttentionDock(QWidget):
         self.busy_bar.hide()
         self.view = AttentionView(self)
         self.view.pageReady.connect(self._on_page_ready)
+        # A quit that closes no window (app.exit()) still stops the worker and removes the temp pages;
+        # the view's page has gone already then (view.py's hook is connected first, by the view).
+        QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
         top = QHBoxLayout()
         top.addWidget(self.tabs, 1)

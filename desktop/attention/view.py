@@ -9,7 +9,20 @@ Qt notes: ``PySide6.QtWebEngineWidgets`` must be imported before the ``QApplicat
 (this module does it at import; import it early). A ``QWebEnginePage`` must be deleted before its
 ``QWebEngineProfile`` or the process crashes at exit, so the profile is one off-the-record profile
 per application, parented to the application, and :func:`_release_pages` deletes every live page
-first when the application quits.
+first (then the profile) when the application quits. QtWebEngine itself tears Chromium down in a
+post-routine of ``~QCoreApplication``; by then no page of ours may exist or be created.
+
+Two traps, both of which crashed the app at exit (139):
+
+* No event processing in the ``aboutToQuit`` slot. ``app.quit()`` closes every window first, and the
+  last one closing *posts another* ``QEvent::Quit``; delivering it from inside ``aboutToQuit``
+  (``sendPostedEvents``/``processEvents``) re-enters ``QCoreApplication::exit()``, which emits
+  ``aboutToQuit`` again, nested, and QtWebEngine's own handler crashes. Deletion here is synchronous
+  (``shiboken6.delete``), so no event loop turn is needed.
+* ``QWebEngineView``'s show/hide/close handlers call ``page()``, which *creates* a new page (on the
+  default profile) when none is set: a view whose page was deleted would grow a fresh one as soon as
+  its window hides. :meth:`AttentionView.dispose` therefore marks the view, and the view then skips
+  those handlers.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from PySide6.QtWebEngineCore import (
     QWebEngineUrlRequestInterceptor,
 )
 from PySide6.QtWebEngineWidgets import QWebEngineView
+from PySide6.QtWidgets import QWidget
 
 log = logging.getLogger(__name__)
 
@@ -85,31 +99,32 @@ class _Page(QWebEnginePage):
 
 _profile: QWebEngineProfile | None = None
 _pages: weakref.WeakSet[QWebEnginePage] = weakref.WeakSet()
+_views: weakref.WeakSet[AttentionView] = weakref.WeakSet()
+_quit_hooked = False
 
 
 def _delete_now(obj: QObject) -> None:
-    """Delete a Qt object at once (deleteLater may never run if no event loop follows)."""
-    try:
-        import shiboken6
+    """Delete a Qt object at once: ``deleteLater`` needs an event loop turn, and at quit there is none
+    to have (see the module notes). Deleting a child removes it from its parent; the wrapper is then
+    invalid, so nothing deletes it twice."""
+    import shiboken6
 
-        if shiboken6.isValid(obj):
-            shiboken6.delete(obj)
-    except (ImportError, RuntimeError):
-        obj.deleteLater()
+    if shiboken6.isValid(obj):
+        shiboken6.delete(obj)
 
 
 def _release_pages() -> None:
+    """On ``aboutToQuit``: every attention view drops its page, stray pages go, then the profile.
+
+    Must not process events (a nested ``QEvent::Quit`` would re-enter ``exit()``); idempotent."""
     global _profile
-    for page in list(_pages):
-        try:
-            view = page.parent()
-            if isinstance(view, QWebEngineView):
-                view.setPage(None)
+    for view in list(_views):
+        with contextlib.suppress(RuntimeError):  # RuntimeError: the view is already gone in C++
+            view.dispose()
+    for page in list(_pages):  # pages not set on an AttentionView (none today): same order
+        with contextlib.suppress(RuntimeError):
             _delete_now(page)
-        except RuntimeError:  # already deleted on the C++ side
-            pass
     _pages.clear()
-    QCoreApplication.sendPostedEvents(None, 0)
     if _profile is not None:
         with contextlib.suppress(RuntimeError):
             _delete_now(_profile)
@@ -118,15 +133,17 @@ def _release_pages() -> None:
 
 def shared_profile() -> QWebEngineProfile:
     """One off-the-record profile (no disk cache, no cookies) with a blocking interceptor."""
-    global _profile
+    global _profile, _quit_hooked
     app = QCoreApplication.instance()
     if app is None:
         raise RuntimeError("create the QApplication first")
+    if not _quit_hooked:  # once per process: a second profile (after a quit) reuses the same hook
+        app.aboutToQuit.connect(_release_pages)
+        _quit_hooked = True
     if _profile is None:
         _profile = QWebEngineProfile(app)  # no storage name: off the record
         _profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.NoCache)
         _profile.setUrlRequestInterceptor(BlockingInterceptor(_profile))  # backstop for every page
-        app.aboutToQuit.connect(_release_pages)
     return _profile
 
 
@@ -150,6 +167,8 @@ class AttentionView(QWebEngineView):
         settings.setAttribute(QWebEngineSettings.WebAttribute.PluginsEnabled, False)
         self.setPage(page)
         _pages.add(page)
+        _views.add(self)
+        self._disposed = False
         self._ready_timer = QTimer(self)
         self._ready_timer.setInterval(50)
         self._ready_timer.timeout.connect(self._poll_ready)
@@ -159,13 +178,41 @@ class AttentionView(QWebEngineView):
         self.current_path: Path | None = None
 
     def dispose(self) -> None:
-        """Delete the page now (before the shared profile can go)."""
-        page = self.page()
+        """Delete the page now (before the shared profile can go). Idempotent; the view stays usable
+        as a plain widget but shows nothing and never creates another page."""
+        if self._disposed:
+            return
+        self._disposed = True
         self._ready_timer.stop()
-        if page is not None:
-            self.setPage(None)
-            _pages.discard(page)
-            _delete_now(page)
+        _views.discard(self)
+        # d->page is set (we set it in __init__), so page() returns it and creates nothing.
+        page = self.page()
+        self.setPage(None)
+        _pages.discard(page)
+        _delete_now(page)
+
+    @property
+    def disposed(self) -> bool:
+        return self._disposed
+
+    # QWebEngineView's handlers call page(), which would create a new page once ours is deleted.
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if self._disposed:
+            QWidget.showEvent(self, event)
+        else:
+            super().showEvent(event)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if self._disposed:
+            QWidget.hideEvent(self, event)
+        else:
+            super().hideEvent(event)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if self._disposed:
+            QWidget.closeEvent(self, event)
+        else:
+            super().closeEvent(event)
 
     # -- loading ---------------------------------------------------------------------------------
     def show_file(self, path: str | Path) -> None:
