@@ -103,8 +103,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--gradient-checkpointing", action="store_true")
-    parser.add_argument("--term-tokens", type=float, default=70.0, help="mean tokens per term example")
-    parser.add_argument("--sentence-tokens", type=float, default=150.0, help="mean tokens per sentence example")
+    parser.add_argument("--term-tokens", type=float, default=62.5, help="mean tokens per term example")
+    parser.add_argument("--sentence-tokens", type=float, default=115.7, help="mean tokens per sentence example")
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     results = []
