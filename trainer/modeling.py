@@ -7,6 +7,7 @@ safetensors directory cached under ``<models dir>/.hf-cache/<sha256 prefix>/`` a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -25,6 +26,24 @@ def is_gguf(path: str | os.PathLike[str]) -> bool:
     return Path(path).is_file() and Path(path).suffix.lower() == ".gguf"
 
 
+def _gguf_cache(path: Path, cache_root: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """Where the dequantised form of a GGUF file lives (keyed by its sha256), and that sha256."""
+    check_gguf_header(path)
+    digest = _cached_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
+    cache = Path(cache_root) if cache_root else models_dir() / ".hf-cache"
+    return cache / f"{path.stem}-{digest[:16]}", digest
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    # Keyed by size and mtime: tokenizer, model and fingerprint all ask for the same file's hash.
+    return sha256_file(path)
+
+
+def _is_full_cache(directory: Path) -> bool:
+    return (directory / "config.json").exists() and (directory / "tsx_source.json").exists()
+
+
 def hf_dir_for(base: str | os.PathLike[str], cache_root: str | os.PathLike[str] | None = None) -> Path:
     """An HF model directory for ``base``: itself if it is one, else the cached dequantised GGUF."""
     path = resolve_model(str(base), default="qwen2.5-coder-0.5b")
@@ -32,11 +51,8 @@ def hf_dir_for(base: str | os.PathLike[str], cache_root: str | os.PathLike[str] 
         if not (path / "config.json").exists():
             raise ModelError(f"{path} is not a transformers model directory (no config.json)")
         return path
-    check_gguf_header(path)
-    digest = sha256_file(path)
-    cache = Path(cache_root) if cache_root else models_dir() / ".hf-cache"
-    target = cache / f"{path.stem}-{digest[:16]}"
-    if (target / "config.json").exists() and (target / "tsx_source.json").exists():
+    target, digest = _gguf_cache(path, cache_root)
+    if _is_full_cache(target):
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -66,13 +82,10 @@ def tokenizer_dir_for(base: str | os.PathLike[str], cache_root: str | os.PathLik
     path = resolve_model(str(base), default="qwen2.5-coder-0.5b")
     if path.is_dir():
         return path
-    check_gguf_header(path)
-    digest = sha256_file(path)
-    cache = Path(cache_root) if cache_root else models_dir() / ".hf-cache"
-    full = cache / f"{path.stem}-{digest[:16]}"
-    if (full / "config.json").exists() and (full / "tsx_source.json").exists():
+    full, _ = _gguf_cache(path, cache_root)
+    if _is_full_cache(full):
         return full
-    target = cache / f"{path.stem}-{digest[:16]}-tokenizer"
+    target = full.with_name(full.name + "-tokenizer")
     if (target / "tokenizer_config.json").exists():
         return target
     from transformers import AutoTokenizer
@@ -92,7 +105,7 @@ def base_fingerprint(base: str | os.PathLike[str]) -> str:
     """
     path = resolve_model(str(base), default="qwen2.5-coder-0.5b")
     if path.is_file():
-        return sha256_file(path)
+        return _cached_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
     source = path / "tsx_source.json"
     if source.exists():
         return json.loads(source.read_text())["sha256"]

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from medcore.models import sha256_file
 from medcore.prompt import end_of_turn_id, load_contract, render_prompt_ids, split_direction
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,6 @@ class Translation:
         return asdict(self)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def adapter_fingerprint(adapter: str | os.PathLike[str]) -> str:
     """sha256 over an adapter's config and weight files (names and contents)."""
     adapter = Path(adapter)
@@ -75,7 +68,7 @@ def adapter_fingerprint(adapter: str | os.PathLike[str]) -> str:
         path = adapter / name
         if path.exists():
             digest.update(name.encode())
-            digest.update(_file_sha256(path).encode())
+            digest.update(sha256_file(path).encode())
     return digest.hexdigest()
 
 
