@@ -215,7 +215,13 @@ def direction_metrics(rows: list[dict], direction: str, examples: int = 5) -> di
     hyps, refs = [r["hypothesis"] for r in rows], [_reference(r) for r in rows]
     b, c = M.bleu(hyps, refs, tgt_lang), M.chrf(hyps, refs)
     out.update(bleu=b.score, chrf=c.score, bleu_detail=b.detail, signature={"bleu": b.signature, "chrf": c.signature})
-    out["term_accuracy"] = _tally_dict(_term_tallies(rows), examples)
+    out.update(_pooled(rows, examples))
+    return out
+
+
+def _pooled(rows: list[dict], examples: int) -> dict[str, Any]:
+    """What is pooled over segments whatever their direction: term tallies, mean COMET, timing."""
+    out: dict[str, Any] = {"term_accuracy": _tally_dict(_term_tallies(rows), examples)}
     comet = [r["comet"] for r in rows if r.get("comet") is not None]
     if comet:
         out["comet"] = sum(comet) / len(comet)
@@ -232,11 +238,7 @@ def combined_metrics(rows: list[dict], per_direction: dict[str, dict], examples:
     out["bleu"] = sum(m["bleu"] for m in scored) / len(scored)
     out["chrf"] = sum(m["chrf"] for m in scored) / len(scored)
     out["averaged_over"] = [d for d, m in per_direction.items() if m.get("n")]
-    out["term_accuracy"] = _tally_dict(_term_tallies(rows), examples)
-    comet = [r["comet"] for r in rows if r.get("comet") is not None]
-    if comet:
-        out["comet"] = sum(comet) / len(comet)
-    out.update(_timing(rows))
+    out.update(_pooled(rows, examples))
     return out
 
 
