@@ -255,8 +255,7 @@ def head_view_html(result: AttentionResult, term: TermSelection | None = None, l
     nonce = secrets.token_urlsafe(18)
     markup, script = _rewrite_bertviz(raw, "head_view", nonce)
     if term is not None:
-        script = script.replace(f'"default_filter": "{FILTER_ALL}"', f'"default_filter": "{FILTER_TGT_SRC}"', 1)
-        markup = markup.replace(f'<option value="{FILTER_TGT_SRC}">', f'<option value="{FILTER_TGT_SRC}" selected>', 1)
+        markup, script = _open_on_translation_to_source(markup, script)
     note = ("Lines: attention from the left tokens (queries) to the right tokens (keys), one colour per head; "
             "click a head square to toggle it, hover a token to isolate it. Weights over source + translation "
             "tokens only (prompt scaffolding removed, rows renormalised).")
@@ -265,6 +264,13 @@ def head_view_html(result: AttentionResult, term: TermSelection | None = None, l
     body = (_header(result, title, term, note) + vendor_scripts(nonce) + markup + "\n" + script + "\n"
             + _highlight_block("head", result, term, nonce))
     return _doc(title, body, nonce)
+
+
+def _open_on_translation_to_source(markup: str, script: str) -> tuple[str, str]:
+    """Make a BertViz page open on its "Translation → Source" filter (where a term's attention is)."""
+    script = script.replace(f'"default_filter": "{FILTER_ALL}"', f'"default_filter": "{FILTER_TGT_SRC}"', 1)
+    markup = markup.replace(f'<option value="{FILTER_TGT_SRC}">', f'<option value="{FILTER_TGT_SRC}" selected>', 1)
+    return markup, script
 
 
 def model_view_html(result: AttentionResult, term: TermSelection | None = None, layer: int | None = None,
@@ -288,8 +294,7 @@ def model_view_html(result: AttentionResult, term: TermSelection | None = None, 
     nonce = secrets.token_urlsafe(18)
     markup, script = _rewrite_bertviz(raw, "model_view", nonce)
     if term is not None:
-        script = script.replace(f'"default_filter": "{FILTER_ALL}"', f'"default_filter": "{FILTER_TGT_SRC}"', 1)
-        markup = markup.replace(f'<option value="{FILTER_TGT_SRC}">', f'<option value="{FILTER_TGT_SRC}" selected>', 1)
+        markup, script = _open_on_translation_to_source(markup, script)
     note = ("Each cell is one head of one layer (rows: layers, columns: heads); click a cell for its detail, "
             "hover a left token in the detail to isolate it.")
     if len(layers) < result.n_layers:
