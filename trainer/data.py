@@ -138,6 +138,8 @@ def group_split(pairs: list[Pair], shares: dict[str, float], seed: int) -> dict[
     random.Random(seed).shuffle(order)
     total = len(pairs)
     want = {"test": round(total * shares["test"]), "val": round(total * shares["val"])}
+    if len(order) >= 3:  # small inputs: one group each for test and val rather than none
+        want = {s: max(1, n) if shares[s] > 0 else n for s, n in want.items()}
     out: dict[str, list[Pair]] = {s: [] for s in SPLITS}
     for group in order:
         target = next((s for s in ("test", "val") if len(out[s]) < want[s]), "train")
@@ -178,11 +180,13 @@ def prepare(config: DataConfig, out_dir: str | Path) -> dict:
         "sentence": read_and_clean([config.resolve(f) for f in config.sentences], "sentence", config.filters, seen,
                                    dropped, stats),
     }
+    splits = {kind: group_split(pairs, shares, seed) for kind, pairs in by_kind.items()}
+    check_splits(config, splits, stats, dropped)  # before anything is written
     outputs: dict[str, dict] = {}
     combined: list[dict] = []
-    for kind, pairs in by_kind.items():
+    for kind in by_kind:
         folder = "terms" if kind == "term" else "sentences"
-        for split, split_pairs in group_split(pairs, shares, seed).items():
+        for split, split_pairs in splits[kind].items():
             records = to_records(split_pairs, config.directions, split)
             path = out / folder / f"{split}.jsonl"
             write_jsonl(path, records)
@@ -203,6 +207,53 @@ def prepare(config: DataConfig, out_dir: str | Path) -> dict:
     }
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+class EmptySplitError(ValueError):
+    """A prepared split would hold no records (empty inputs, everything dropped, or too few pairs)."""
+
+
+def check_splits(config: DataConfig, splits: dict[str, dict[str, list[Pair]]], stats: dict[str, dict],
+                 dropped: list[dict]) -> None:
+    """Raise :class:`EmptySplitError` naming the inputs if any split of any kind would be empty.
+
+    Training needs train and val, evaluation needs test: an empty split is never useful, so it is
+    reported before anything is written (a previous ``prepared/`` stays as it was).
+    """
+    problems = []
+    for kind, by_split in splits.items():
+        empty = [s for s in SPLITS if not by_split[s] and float(config.split[s]) > 0]
+        if not empty:
+            continue
+        folder = "terms" if kind == "term" else "sentences"
+        files = config.terms if kind == "term" else config.sentences
+        kept = sum(len(v) for v in by_split.values())
+        lines = [f"{folder}: no records for {', '.join(f'{folder}/{s}.jsonl' for s in empty)} "
+                 f"({kept} pair(s) kept in all)"]
+        if not files:
+            lines.append(f"  no {kind} input files were given (--{folder} or the data config's `{folder}:`)")
+        for name in files:
+            path = config.resolve(name)
+            info = stats.get(str(path), {})
+            read, ok = info.get("read", 0), info.get("kept", 0)
+            what = "empty (no pairs)" if read == 0 else f"{read} line(s) read, {ok} kept"
+            lines.append(f"  {path}: {what}")
+        reasons = Counter(d["reason"] if not d["reason"].startswith("duplicate") else "duplicate"
+                          for d in dropped if d["kind"] == kind)
+        if reasons:
+            lines.append("  dropped: " + ", ".join(f"{r} ({n})" for r, n in reasons.most_common()))
+        if kept:
+            lines.append(f"  {kept} pair(s) are too few to fill train/val/test; give at least 3 distinct "
+                         f"{kind} pairs (about 20 for the {_shares_text(config)} shares)")
+        else:
+            lines.append(f"  give {kind} files that hold pairs (zh<TAB>en, CSV/XLSX, .zh/.en or JSONL)")
+        problems.append("\n".join(lines))
+    if problems:
+        raise EmptySplitError("prepared data would have empty splits; nothing was written\n" + "\n".join(problems))
+
+
+def _shares_text(config: DataConfig) -> str:
+    return ":".join(f"{float(config.split[s]) * 100:g}" for s in SPLITS)
 
 
 def _describe(path: Path, records: list[dict]) -> dict:

@@ -55,9 +55,12 @@ def test_bad_rows_are_dropped_with_reasons_and_normalised(tmp_path):
         "fever\tfever\n"                             # same text
         "发热\t发烧 fever\n"                         # English side is Chinese
         "高血压\tＨｙｐｅｒｔｅｎｓｉｏｎ\n"          # full-width English is folded
-        "肺\tan extremely long gloss that is far too long for a one character term\n",  # ratio outlier
+        "肺\tan extremely long gloss that is far too long for a one character term\n"  # ratio outlier
+        "心绞痛\tangina\n糖尿病\tdiabetes\n",  # enough kept pairs for a non-empty train/val/test
         encoding="utf-8")
-    (tmp_path / "s.tsv").write_text("患者 发热 三天。\tThe patient had fever for three days.\n", encoding="utf-8")
+    (tmp_path / "s.tsv").write_text("患者 发热 三天。\tThe patient had fever for three days.\n"
+                                    "患者咳嗽。\tThe patient coughed.\n患者头痛。\tThe patient had a headache.\n",
+                                    encoding="utf-8")
     manifest = prepare(_config(tmp_path, ["t.tsv"], ["s.tsv"]), tmp_path / "out")
     dropped = [json.loads(x) for x in (tmp_path / "out" / "dropped.jsonl").read_text(encoding="utf-8").splitlines()]
     reasons = {d["origin"]: d["reason"] for d in dropped}
@@ -66,12 +69,11 @@ def test_bad_rows_are_dropped_with_reasons_and_normalised(tmp_path):
     assert reasons["t.tsv:4"] == "both sides identical"
     assert reasons["t.tsv:5"] == "English side is not English"
     assert reasons["t.tsv:7"].startswith("length ratio")
-    assert manifest["inputs"][str(tmp_path / "t.tsv")]["kept"] == 2
+    assert manifest["inputs"][str(tmp_path / "t.tsv")]["kept"] == 4
     glossary = (tmp_path / "out" / "glossary.tsv").read_text(encoding="utf-8")
     assert "高血压\tHypertension\n" in glossary
-    sentence = [json.loads(x) for x in (tmp_path / "out" / "sentences" / "train.jsonl").read_text(
-        encoding="utf-8").splitlines()] + [json.loads(x) for x in (tmp_path / "out" / "sentences" / "test.jsonl")
-                                           .read_text(encoding="utf-8").splitlines()]
+    sentence = [json.loads(x) for split in ("train", "val", "test")
+                for x in (tmp_path / "out" / "sentences" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
     assert any(r["source"] == "患者发热三天。" for r in sentence)  # spaces between CJK removed
 
 
@@ -105,3 +107,39 @@ def test_show_config_resolves_paper_defaults(capsys):
     assert s2["init_adapters"] == ["runs/stage1/adapter"]
     assert train_main(["show-config", "stage1", "--set", "nonsense=1"]) == 2
     assert "unknown config key" in capsys.readouterr().err
+
+
+def test_cli_empty_inputs_are_an_error_naming_them_and_write_nothing(tmp_path, capsys):
+    (tmp_path / "t.tsv").write_text("", encoding="utf-8")
+    (tmp_path / "s.tsv").write_text("\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code = train_main(["prepare", "--data-root", str(tmp_path), "--terms", "t.tsv", "--sentences", "s.tsv",
+                       "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(tmp_path / "t.tsv") in err and str(tmp_path / "s.tsv") in err
+    assert "terms/train.jsonl" in err and "sentences/val.jsonl" in err and "empty (no pairs)" in err
+    assert not out.exists()  # nothing half-written
+
+
+def test_empty_split_keeps_earlier_output_and_says_why(tmp_path):
+    good = "".join(f"词{i}\tword{i}\n" for i in range(30))
+    (tmp_path / "t.tsv").write_text(good, encoding="utf-8")
+    (tmp_path / "s.tsv").write_text(good.replace("词", "句子").replace("word", "a sentence number "),
+                                    encoding="utf-8")
+    out = tmp_path / "out"
+    before = prepare(_config(tmp_path, ["t.tsv"], ["s.tsv"]), out)
+    snapshot = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # Sentences: every line dropped (English side is Chinese) -> no sentence records at all.
+    (tmp_path / "s.tsv").write_text("患者发热。\t发热\n患者咳嗽。\t咳嗽\n", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        prepare(_config(tmp_path, ["t.tsv"], ["s.tsv"]), out)
+    message = str(info.value)
+    assert "sentences/train.jsonl" in message and "terms/" not in message
+    assert "2 line(s) read, 0 kept" in message and "English side is not English (2)" in message
+    # Too few pairs for three splits: named as such.
+    (tmp_path / "s.tsv").write_text("患者发热。\tThe patient had fever.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="too few"):
+        prepare(_config(tmp_path, ["t.tsv"], ["s.tsv"]), out)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
+    assert before["outputs"]["sentences/val.jsonl"]["records"] > 0
