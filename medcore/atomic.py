@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,42 @@ from typing import Any
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where the OS allows (Linux: /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # Elsewhere: set and restore (briefly process-wide; other threads may create files meanwhile).
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def _normal_mode(path: Path, mask: int) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would: 0666/0777 less the umask.
+
+    Temporary files and directories (``mkstemp``, ``mkdtemp``) are created 0600/0700, and some
+    writers do the same for their own output (safetensors' ``save_file`` writes 0600 files), so a
+    finished output would be unreadable to other users (a packaging build, a service account).
+    Executable files keep their execute bits.
+    """
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        return
+    full = 0o777 if stat.S_ISDIR(mode) or mode & 0o111 else 0o666
+    os.chmod(path, full & ~mask)
+
+
+def _normal_modes(root: Path) -> None:
+    """:func:`_normal_mode` for ``root`` and everything under it (symlinks are left alone)."""
+    mask = _umask()
+    _normal_mode(root, mask)
+    if root.is_dir() and not root.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                _normal_mode(Path(dirpath) / name, mask)
 
 
 @contextlib.contextmanager
@@ -32,7 +66,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs follow the umask
+        _normal_modes(tmp_path)  # mkstemp makes 0600 files; outputs follow the umask
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -62,7 +96,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        _normal_modes(tmp)  # the directory (mkdtemp: 0700) and every file a writer put in it
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():

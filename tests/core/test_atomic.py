@@ -39,3 +39,57 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _modes(root):
+    return {str(p.relative_to(root)): oct(stat.S_IMODE(p.stat().st_mode)) for p in sorted(root.rglob("*"))}
+
+
+def test_atomic_dir_outputs_get_normal_permissions(tmp_path, umask_022):
+    """mkdtemp makes 0700, and writers such as safetensors' save_file make 0600 files: the finished
+    directory must be readable by other users like any plain mkdir/open output."""
+    target = tmp_path / "adapter"
+    with atomic_dir(target) as tmp:
+        os.close(os.open(tmp / "adapter_model.safetensors", os.O_CREAT | os.O_WRONLY, 0o600))
+        (tmp / "sub").mkdir(mode=0o700)
+        os.close(os.open(tmp / "sub" / "w.json", os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(os.open(tmp / "run.sh", os.O_CREAT | os.O_WRONLY, 0o700))
+    assert oct(stat.S_IMODE(target.stat().st_mode)) == "0o755"
+    assert _modes(target) == {"adapter_model.safetensors": "0o644", "run.sh": "0o755", "sub": "0o755",
+                              "sub/w.json": "0o644"}
+
+
+def test_atomic_path_output_gets_normal_permissions_even_if_the_writer_replaced_it(tmp_path, umask_022):
+    target = tmp_path / "weights.bin"
+    with atomic_path(target) as tmp:
+        private = tmp.with_name("private")
+        os.close(os.open(private, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.replace(private, tmp)  # what writers that write-then-rename do
+    assert oct(stat.S_IMODE(target.stat().st_mode)) == "0o644"
+
+
+def test_atomic_outputs_respect_a_stricter_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "f").write_text("x")
+        write_json(tmp_path / "f.json", {})
+    finally:
+        os.umask(old)
+    assert _modes(tmp_path) == {"d": "0o700", "d/f": "0o600", "f.json": "0o600"}
+
+
+def test_real_safetensors_writer_in_atomic_dir(tmp_path, umask_022):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    with atomic_dir(tmp_path / "adapter") as tmp:
+        save_file({"w": torch.zeros(2)}, tmp / "adapter_model.safetensors")
+    assert _modes(tmp_path / "adapter") == {"adapter_model.safetensors": "0o644"}

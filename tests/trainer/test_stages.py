@@ -49,6 +49,22 @@ def test_stage1_trains_only_mlp_lora_and_keeps_lowest_val_loss(stage1_run):
     assert (out / "metrics.csv").read_text().startswith("step,epoch,train_loss,val_loss")
 
 
+def test_trained_outputs_are_readable_by_other_users(stage1_run):
+    """The adapter (peft + safetensors write 0600 files), checkpoint and metrics follow the umask."""
+    import os
+    import stat
+
+    out, _ = stage1_run
+    mask = os.umask(0)
+    os.umask(mask)
+    paths = [out / "adapter", *(out / "adapter").rglob("*"), out / "checkpoints" / "last",
+             *(out / "checkpoints" / "last").rglob("*"), out / "metrics.json", out / "loss_curve.png"]
+    assert (out / "adapter" / "adapter_model.safetensors") in paths
+    modes = {str(p.relative_to(out)): oct(stat.S_IMODE(p.stat().st_mode)) for p in paths}
+    want = {k: oct((0o777 if (out / k).is_dir() else 0o666) & ~mask) for k in modes}
+    assert modes == want
+
+
 def test_base_weights_unchanged_by_stage1(stage1_run, tiny_qwen2_dir):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
