@@ -9,11 +9,18 @@ anything with the :class:`AttentionEngine` shape.
 (dequantised once into an HF directory by ``trainer.modeling.hf_dir_for``) or a merged HF
 directory when one is present, plus optional stage adapters. The input is exactly what the model
 saw while translating: the prompt contract (``medcore.prompt.render_prompt_ids``), then the
-translation's tokens, then the end-of-turn token. One forward pass with eager attention and
-``output_attentions=True`` gives every layer's [heads, T, T] matrix; only the source's and the
-translation's tokens are kept (system prompt, template text, role headers and end-of-turn are
-scaffolding), rows are renormalised over the kept tokens (the share that went to scaffolding is
-kept alongside as ``kept_mass``), and BPE pieces are merged into readable units (see ``tokens``).
+translation's tokens, then the end-of-turn token. One forward pass with ``output_attentions=True``
+gives every layer's [heads, T, T] matrix; only the source's and the translation's tokens are kept
+(system prompt, template text, role headers and end-of-turn are scaffolding), rows are renormalised
+over the kept tokens (the share that went to scaffolding is kept alongside as ``kept_mass``), and
+BPE pieces are merged into readable units (see ``tokens``).
+
+The pass runs eager attention that hands back *log*-weights (:data:`LOG_ATTENTION`; the attention
+output itself is eager's, bit for bit). Renormalising over the kept tokens is then a softmax over
+their log-weights, exact however little of a row fell on them. That matters: some heads put almost
+everything on the scaffolding. In the bundled 1.5B, layer 0 head 1 at the last token of the
+assistant header (the query that produces the first translated word) gives the source 3e-13 of its
+mass; in a bigger model such a share can underflow to exactly 0 in the probabilities.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +42,9 @@ from desktop.attention import tokens as tok
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+# Name of the attention implementation registered with transformers by ``_register_log_attention``.
+LOG_ATTENTION = "tsx_log_eager"
 
 
 @dataclass
@@ -191,31 +202,110 @@ def locate_source(tokenizer: Any, prompt_ids: list[int], source: str, direction:
     raise ValueError("could not find the source text's tokens inside the rendered prompt")
 
 
+def renormalise(rows: np.ndarray, log_weights: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Rows restricted to kept keys -> (rows renormalised to sum to 1, the share they had).
+
+    ``rows`` are attention weights over all keys cut down to the kept ones, or with
+    ``log_weights`` their logarithms (then a softmax over the kept keys: exact even when the kept
+    share is far below float precision, or underflowed to 0 in the weights themselves). Each row
+    is divided by its own share, however small: a share of 3e-13 is a real (if faint) distribution,
+    and dividing by anything else gives a row that does not sum to 1.
+    """
+    a = np.asarray(rows, dtype=np.float64)
+    if log_weights:
+        top = a.max(axis=-1, keepdims=True)
+        if not np.all(np.isfinite(top)):
+            raise ValueError("an attention row has no finite log-weight on any kept token")
+        e = np.exp(a - top)
+        total = e.sum(axis=-1, keepdims=True)
+        return e / total, np.exp(top[..., 0] + np.log(total[..., 0]))
+    mass = a.sum(axis=-1)
+    bad = ~((mass > 0) & np.isfinite(mass))
+    if bad.any():
+        raise ValueError(f"attention row {np.argwhere(bad)[0].tolist()} has no weight left on the kept tokens "
+                         "(underflow); pass log-weights (log_weights=True) to renormalise it exactly")
+    return a / mass[..., None], mass
+
+
 def assemble(raw: np.ndarray, raw_gen: np.ndarray, src_units: list[tok.Unit], tgt_units: list[tok.Unit],
-             n_src_pieces: int, n_tgt_pieces: int) -> dict[str, np.ndarray]:
+             n_src_pieces: int, n_tgt_pieces: int, log_weights: bool = False) -> dict[str, np.ndarray]:
     """From piece-level rows restricted to kept keys to renormalised unit-level arrays.
 
     ``raw`` [L, H, p, p] and ``raw_gen`` [L, H, p_tgt, p] hold the model's attention weights (rows
     as computed over the whole prompt) restricted to the ``p = n_src_pieces + n_tgt_pieces`` kept
-    key pieces. Engines other than transformers can reuse this to produce the same result.
+    key pieces; with ``log_weights`` their logarithms (see :func:`renormalise`). Engines other than
+    transformers can reuse this to produce the same result.
     """
     n_pieces = n_src_pieces + n_tgt_pieces
     groups = [list(u.pieces) for u in src_units] + [[n_src_pieces + p for p in u.pieces] for u in tgt_units]
     member = tok.membership(groups, n_pieces)
     tgt_member = tok.membership([list(u.pieces) for u in tgt_units], n_tgt_pieces)
 
-    def renorm(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mass = a.sum(axis=-1)
-        return a / np.maximum(mass, 1e-12)[..., None], mass
-
-    attn, mass = renorm(raw.astype(np.float32))
-    gen, gen_mass = renorm(raw_gen.astype(np.float32))
+    attn, mass = renormalise(raw, log_weights)
+    gen, gen_mass = renormalise(raw_gen, log_weights)
     return {
         "attentions": tok.merge_queries(tok.merge_keys(attn, member), member).astype(np.float32),
         "kept_mass": tok.merge_vector(mass, member).astype(np.float32),
         "generation": tok.merge_queries(tok.merge_keys(gen, member), tgt_member).astype(np.float32),
         "generation_kept_mass": tok.merge_vector(gen_mass, tgt_member).astype(np.float32),
     }
+
+
+def _log_eager_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float,
+                         dropout: float = 0.0, **kwargs: Any) -> tuple[Any, Any]:
+    """transformers' eager attention, returning log-softmax weights instead of the softmax.
+
+    The attention output is computed exactly as ``eager_attention_forward`` does (Llama, Qwen2 and
+    the other functional-attention models); only the weights handed back for
+    ``output_attentions`` are their logarithms (float32), so that :func:`renormalise` never has to
+    divide by a share that fell below float precision.
+    """
+    import torch
+
+    for name in ("softcap", "s_aux", "sinks"):
+        if kwargs.get(name) is not None:
+            raise NotImplementedError(f"attention with {name} is not supported by the attention view")
+    groups = int(getattr(module, "num_key_value_groups", 1))
+    if groups > 1:  # == transformers' repeat_kv
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask[:, :, :, : key.shape[-2]]
+    weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return output, torch.nn.functional.log_softmax(scores, dim=-1, dtype=torch.float32)
+
+
+_registered = False
+
+
+def _register_log_attention() -> bool:
+    """Register :data:`LOG_ATTENTION` (and eager's mask for it) with transformers, once."""
+    global _registered
+    if not _registered:
+        try:
+            from transformers import AttentionInterface
+            from transformers.masking_utils import AttentionMaskInterface, eager_mask
+        except ImportError:  # transformers before the attention interface (< 4.53)
+            return False
+        AttentionInterface.register(LOG_ATTENTION, _log_eager_attention)
+        AttentionMaskInterface.register(LOG_ATTENTION, eager_mask)
+        _registered = True
+    return True
+
+
+def use_log_attention(model: Any) -> bool:
+    """Switch a loaded eager model to :data:`LOG_ATTENTION`; False (model unchanged) where unsupported."""
+    if not _register_log_attention() or not hasattr(model, "set_attn_implementation"):
+        return False
+    try:
+        model.set_attn_implementation(LOG_ATTENTION)
+    except (ValueError, ImportError) as exc:
+        log.warning("log-weight attention unavailable (%s); using eager attention weights", exc)
+        return False
+    # transformers only warns when a model cannot switch: check that it did.
+    return getattr(model.config, "_attn_implementation", None) == LOG_ATTENTION
 
 
 class TransformersAttentionEngine:
@@ -242,6 +332,7 @@ class TransformersAttentionEngine:
         self._model: Any = None
         self._tokenizer: Any = None
         self._eot: int | None = None
+        self._log_weights = False  # whether the model hands back log-weights (LOG_ATTENTION)
         self._base_engine: TransformersAttentionEngine | None = None
         self._cache: OrderedDict[tuple, AttentionResult] = OrderedDict()
         self._prefix_cache: OrderedDict[tuple, Any] = OrderedDict()
@@ -280,6 +371,9 @@ class TransformersAttentionEngine:
             tokenizer = load_tokenizer(source)
             device, dtype = pick_device_dtype(self.device)
             model = load_model(source, dtype=dtype, attn="eager")
+            self._log_weights = use_log_attention(model)
+            if not self._log_weights:
+                log.warning("%s: attention rows are renormalised from eager probabilities", source)
             if self.adapters:
                 from peft import PeftModel
 
@@ -353,7 +447,8 @@ class TransformersAttentionEngine:
 
         src_units = tok.merge_pieces(source, src_spans)
         tgt_units = tok.merge_pieces(translation, tgt_offsets)
-        arrays = assemble(raw_np, raw_gen_np, src_units, tgt_units, len(src_pos), len(tgt_pos))
+        arrays = assemble(raw_np, raw_gen_np, src_units, tgt_units, len(src_pos), len(tgt_pos),
+                          log_weights=self._log_weights)
         variant = "base" if base else ("fine-tuned" if self.adapters else "model")
         result = AttentionResult(
             source=source, translation=translation, direction=direction,
@@ -376,6 +471,8 @@ class TransformersAttentionEngine:
     def _forward(self, ids: list[int], kept: list[int], gen_rows: list[int], prefix_len: int,
                  base: bool) -> tuple[np.ndarray, np.ndarray]:
         """Raw attention rows (kept + generating positions) over the kept keys, per layer and head.
+
+        Log-weights when the model runs :data:`LOG_ATTENTION` (``self._log_weights``), else weights.
 
         The prompt's prefix (system message and template text before the source) is the same for
         every pair in a direction, so its key/value cache is computed once and reused: the forward
@@ -400,10 +497,14 @@ class TransformersAttentionEngine:
                 while len(self._prefix_cache) > 4:
                     self._prefix_cache.popitem(last=False)
             past, start = copy.deepcopy(cached), prefix_len
-        out = decoder(input_ids=torch.tensor([ids[start:]], device=device), past_key_values=past,
-                      use_cache=past is not None, output_attentions=True, return_dict=True)
+        with warnings.catch_warnings():
+            # transformers warns about any implementation but eager; LOG_ATTENTION does return weights.
+            warnings.filterwarnings("ignore", message=".*output_attentions=True. is not supported", category=UserWarning)
+            out = decoder(input_ids=torch.tensor([ids[start:]], device=device), past_key_values=past,
+                          use_cache=past is not None, output_attentions=True, return_dict=True)
         if not out.attentions or out.attentions[0] is None:
             raise RuntimeError("the model returned no attention weights (is attn_implementation eager?)")
+        # Log-weights: float32 whatever the model's dtype (bf16 would round them coarsely).
         # Each layer: [1, heads, len(ids) - start, len(ids)]; query position p is row p - start.
         rows_t = torch.tensor([p - start for p in kept], device=device)
         gen_t = torch.tensor([p - start for p in gen_rows], device=device)

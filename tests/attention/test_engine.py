@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from desktop.attention import tokens as tok
-from desktop.attention.engine import AttentionResult, TransformersAttentionEngine, assemble, locate_source
+from desktop.attention.engine import (
+    AttentionResult,
+    TransformersAttentionEngine,
+    assemble,
+    locate_source,
+    use_log_attention,
+)
 from tests.attention.conftest import EN, ZH
 
 
@@ -116,3 +122,53 @@ def test_validate_rejects_wrong_shapes(tiny_result):
     bad = replace(tiny_result, attentions=tiny_result.attentions[:, :, :-1])
     with pytest.raises(ValueError, match="attentions has shape"):
         bad.validate()
+
+
+def _two_by_one():
+    """Source 心肌 (two units), translation MI (one unit): three kept pieces."""
+    return tok.merge_pieces("心肌", [(0, 1), (1, 2)]), tok.merge_pieces("MI", [(0, 2)])
+
+
+def test_row_with_a_tiny_kept_share_is_renormalised_by_that_share():
+    """Issue 10: in the bundled 1.5B, layer 0 head 1 at the last header token (the query producing
+    the first translated word) gives the source 3.2e-13 of its attention. Dividing by a 1e-12
+    floor instead of that share gave a row summing to 0.32, and the 1.5B could not be viewed."""
+    src_units, tgt_units = _two_by_one()
+    raw = np.array([[[[1.0, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]]]])  # kept rows: all mass kept
+    raw_gen = np.array([[[[1e-13, 2.2e-13, 0.0]]]], dtype=np.float32)  # the rest went to the prompt
+    out = assemble(raw, raw_gen, src_units, tgt_units, 2, 1)
+    np.testing.assert_allclose(out["generation"][0, 0, 0], [1 / 3.2, 2.2 / 3.2, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(out["generation_kept_mass"], [[[3.2e-13]]], rtol=1e-5)
+    # The same from log-weights, also when the kept share is far below float32 (exp(-200)).
+    with np.errstate(divide="ignore"):
+        log_gen = np.log(np.array([[[[1.0, 2.2, 0.0]]]])) - 200.0
+    out_log = assemble(np.log(raw + 1e-30), log_gen, src_units, tgt_units, 2, 1, log_weights=True)
+    np.testing.assert_allclose(out_log["generation"], out["generation"], rtol=1e-6)
+    np.testing.assert_allclose(out_log["attentions"], out["attentions"], atol=1e-6)
+    assert out_log["generation_kept_mass"].dtype == np.float32
+
+
+def test_underflowed_probability_row_is_an_error_not_a_wrong_row():
+    src_units, tgt_units = _two_by_one()
+    raw = np.array([[[[1.0, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]]]])
+    with pytest.raises(ValueError, match="underflow"):
+        assemble(raw, np.zeros((1, 1, 1, 3)), src_units, tgt_units, 2, 1)
+
+
+@pytest.mark.filterwarnings("ignore:.*output_attentions=True. is not supported:UserWarning")
+def test_log_weight_attention_is_eager_attention(tiny_qwen2_dir, tiny_engine, tiny_result):
+    """The engine's attention implementation computes exactly eager's output and hands back
+    log-weights equal to eager's weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen2_dir, attn_implementation="eager").eval()
+    ids = torch.tensor([list(range(100, 140))])
+    with torch.no_grad():
+        eager = model(input_ids=ids, output_attentions=True, output_hidden_states=True)
+        assert use_log_attention(model)
+        logged = model(input_ids=ids, output_attentions=True, output_hidden_states=True)
+    assert torch.equal(eager.logits, logged.logits)
+    for a, b in zip(eager.attentions, logged.attentions, strict=True):
+        torch.testing.assert_close(b.exp(), a, atol=1e-6, rtol=1e-5)
+    assert tiny_engine._log_weights  # the engine really runs on log-weights
