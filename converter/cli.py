@@ -136,8 +136,11 @@ def _thresholds(path: str | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # SIGTERM (kill, a closed session) unwinds like Ctrl-C, so temporary outputs are removed.
+    # SIGTERM (kill) and SIGHUP (a closed terminal) unwind like Ctrl-C: temporary outputs are removed
+    # and llama.cpp's converter child is killed with its process group (medcore.childproc).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return {"merge": _cmd_merge, "gguf": _cmd_gguf, "verify": _cmd_verify}[args.command](args)

@@ -10,9 +10,11 @@ saying why each smaller one was rejected.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -29,7 +31,8 @@ from converter.llamacpp import (
     run_convert,
 )
 from converter.merge import read_manifest
-from medcore.atomic import atomic_path, write_json
+from medcore.atomic import atomic_path, remove_stale_temps, write_json
+from medcore.childproc import pid_alive
 from medcore.models import sha256_file
 
 log = logging.getLogger(__name__)
@@ -62,13 +65,31 @@ def _param_count(model_dir: Path) -> int:
     return total or weights_size(model_dir) // 4
 
 
-def _remove_stale_temps(directory: Path, stem: str) -> None:
-    """Temporary files of an export that was killed outright (SIGKILL, power loss) are never a result."""
-    for stale in directory.glob(f".{stem}-*.tmp"):
-        log.warning("removing %s, left by an interrupted export", stale.name)
-        stale.unlink(missing_ok=True)
-    for stale in directory.glob(f".{stem}-*.intermediate.gguf"):
-        stale.unlink(missing_ok=True)
+_INTERMEDIATE = re.compile(r"\.(?P<stem>.+)-f16(?:\.(?P<pid>\d+))?\.intermediate\.gguf")
+
+
+def _intermediate_path(directory: Path, stem: str) -> Path:
+    """The f16 file the quantiser reads; named with our process id so a rerun can tell if it is stale."""
+    return directory / f".{stem}-f16.{os.getpid()}.intermediate.gguf"
+
+
+def _remove_stale_temps(directory: Path, stem: str, targets: list[Path]) -> None:
+    """Remove what an export killed outright (SIGKILL, power loss) left behind: never a result.
+
+    Temporary files of every file this export may write (the GGUFs, their ``.json`` sidecars,
+    ``.rejected.gguf`` copies, the f16 intermediate) whose writing process is gone, and f16
+    intermediates of ``stem`` whose process is gone. A concurrent export's files are left alone.
+    """
+    for target in targets:
+        for path in (target, target.with_name(target.name + ".json"), target.with_suffix(".rejected.gguf")):
+            remove_stale_temps(path)
+    for path in directory.glob(f".{glob.escape(stem)}-f16*.intermediate.gguf*"):
+        m = _INTERMEDIATE.fullmatch(path.name)
+        if m and m.group("stem") == stem and not (m.group("pid") and pid_alive(int(m.group("pid")))):
+            log.warning("removing %s, left by an interrupted export", path.name)
+            path.unlink(missing_ok=True)
+        elif path.name.endswith(".tmp"):
+            remove_stale_temps(path.with_name(path.name.split(".intermediate.gguf")[0] + ".intermediate.gguf"))
 
 
 def output_path(out: Path, merged: Path, ftype: str, single: bool) -> Path:
@@ -105,12 +126,15 @@ def export(merged: str | os.PathLike[str], out: str | os.PathLike[str], types: l
 
     n_params = _param_count(merged)
     target_dir = out.parent if out.suffix.lower() == ".gguf" else out
+    # Before the disk check: a killed export's temporary file may be what fills the disk.
+    targets = [output_path(out, merged, t, len(types) == 1) for t in dict.fromkeys(
+        c for t in types for c in (AUTO_ORDER if t == "auto" else (t,)))]
+    _remove_stale_temps(target_dir, merged.name, targets)
     need = sum(_BYTES_PER_PARAM.get(t, 1.07 * 4) for t in (AUTO_ORDER if "auto" in types else types)) * n_params
     if any(t in QUANT_TYPES and t not in CONVERT_TYPES or t == "auto" for t in types):
         need += 2 * n_params  # the f16 intermediate the quantiser reads
     ensure_disk(target_dir, int(need * 1.05) + (32 << 20), f"GGUF export of {merged.name} ({', '.join(types)})")
     target_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(target_dir, merged.name)
     src = converter_dir()
 
     reference = None
@@ -131,7 +155,7 @@ def export(merged: str | os.PathLike[str], out: str | os.PathLike[str], types: l
             if done:  # quantise from the full-precision file this run already wrote and verified
                 return Path(done[0]["path"])
             if intermediate is None:
-                fd_path = target_dir / f".{merged.name}-f16.intermediate.gguf"
+                fd_path = _intermediate_path(target_dir, merged.name)
                 with atomic_path(fd_path) as tmp:
                     run_convert(merged, tmp, "f16", src)
                 intermediate = fd_path

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 from collections import Counter
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter import ConvertError
+from medcore import childproc
 from medcore.atomic import atomic_dir
 from medcore.models import models_dir
 
@@ -77,7 +77,7 @@ def _download_sdist(version: str, dest: Path) -> Path:
     log.info("fetching the llama-cpp-python %s sdist with pip (once; it carries llama.cpp's converter)", version)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
            "-q", "-d", str(dest), f"llama-cpp-python=={version}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = childproc.run(cmd)
     found = sorted(dest.glob(f"llama_cpp_python-{version}.tar.gz"))
     if proc.returncode != 0 or not found:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
@@ -123,7 +123,8 @@ def run_convert(model_dir: Path, outfile: Path, outtype: str, src: Path | None =
     cmd = [sys.executable, str(src / "convert_hf_to_gguf.py"), str(model_dir), "--outfile", str(outfile),
            "--outtype", outtype]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    # It dies with us (process group + parent-death signal): a killed export leaves no orphan writing.
+    proc = childproc.run(cmd, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
         raise ConvertError(f"llama.cpp's converter failed on {model_dir}:\n{tail}")

@@ -2,19 +2,28 @@
 
 Writers go to a temporary sibling and ``os.replace`` it into place, so an interrupted job
 (Ctrl-C, kill, full disk) leaves the previous output intact and no partial file behind.
+
+A job killed outright (``kill -9``, power loss) cannot remove its temporary sibling. Temporary
+names carry the writing process's id, ``.<target name>.<pid>.<random>[suffix].tmp``, so the next
+write of the same target removes the ones whose writer is gone and leaves those of a writer that
+is still running (:func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -56,12 +65,58 @@ def _normal_modes(root: Path) -> None:
                 _normal_mode(Path(dirpath) / name, mask)
 
 
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}."
+
+
+def stale_temps(target: str | os.PathLike[str]) -> list[Path]:
+    """Temporary siblings of ``target`` (files or directories) whose writing process is gone.
+
+    Names without a process id (written before ids were added) count as stale too. A temporary
+    of another target never matches: the name must be ``.<target name>.`` followed by the id and
+    mkstemp's 8 random characters (or, for the old names, the 8 characters alone).
+    """
+    from medcore.childproc import pid_alive
+
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    name = re.escape(target.name)
+    with_pid = re.compile(rf"\.{name}\.(\d+)\.[a-z0-9_]{{8}}(\.[^.]+)?\.tmp")
+    legacy = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}(\.[^.]+)?\.tmp")
+    stale = []
+    for entry in target.parent.iterdir():
+        if m := with_pid.fullmatch(entry.name):
+            if not pid_alive(int(m.group(1))):
+                stale.append(entry)
+        elif legacy.fullmatch(entry.name):
+            stale.append(entry)
+    return sorted(stale)
+
+
+def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove :func:`stale_temps` of ``target``; returns what was removed."""
+    removed = []
+    for stale in stale_temps(target):
+        log.warning("removing %s, left by an interrupted write", stale)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; move it onto ``target`` if the block succeeds."""
+    """Yield a temporary path beside ``target``; move it onto ``target`` if the block succeeds.
+
+    Stale temporaries of the same target (their writer was killed) are removed first.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -93,7 +148,8 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``target`` (old one removed)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_stale_temps(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         _normal_modes(tmp)  # the directory (mkdtemp: 0700) and every file a writer put in it

@@ -93,3 +93,43 @@ def test_real_safetensors_writer_in_atomic_dir(tmp_path, umask_022):
     with atomic_dir(tmp_path / "adapter") as tmp:
         save_file({"w": torch.zeros(2)}, tmp / "adapter_model.safetensors")
     assert _modes(tmp_path / "adapter") == {"adapter_model.safetensors": "0o644"}
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temps_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    """A writer killed outright (kill -9) leaves its temporary file; the next write of the same
+    target removes it, but not a temporary of a writer that is still running, nor other targets'."""
+    dead = _dead_pid()
+    names = {
+        f".m.gguf.{dead}.abcd_123.tmp": False,  # dead writer: removed
+        ".m.gguf.k2j4h5g6.tmp": False,  # written before names carried a pid: removed
+        f".m.gguf.{os.getpid()}.zzzzzzzz.tmp": True,  # a live writer (this process): kept
+        f".m.gguf.json.{dead}.abcdefgh.tmp": True,  # another target's: kept
+        f".m.gguf.{dead}.abcdefgh.tmp.keep": True,  # not a temporary name
+        f".other.gguf.{dead}.abcdefgh.tmp": True,
+    }
+    for name in names:
+        (tmp_path / name).write_text("x")
+    (tmp_path / f".adapter.{dead}.abcdefgh.tmp").mkdir()  # an atomic_dir of a dead writer
+    write_json(tmp_path / "m.gguf", {})
+    with atomic_dir(tmp_path / "adapter") as tmp:
+        (tmp / "a.bin").write_bytes(b"1")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["m.gguf", "adapter"] + [n for n, keep in names.items() if keep])
+
+
+def test_temp_names_carry_the_writer_pid(tmp_path):
+    with atomic_path(tmp_path / "out.bin", suffix=".png") as tmp:
+        assert tmp.name.startswith(f".out.bin.{os.getpid()}.") and tmp.name.endswith(".png.tmp")
+        tmp.write_bytes(b"1")
+    from medcore.atomic import stale_temps
+
+    assert stale_temps(tmp_path / "out.bin") == []
