@@ -9,19 +9,47 @@ TSX_CONSTRAINTS ?= requirements/constraints.txt
 PIP_FLAGS   ?= --disable-pip-version-check --progress-bar off
 PYTEST_ARGS ?=
 
-.PHONY: run test lint models venv-app venv-dev bench clean-venv
+.PHONY: run test lint models venv-app venv-dev bench clean-venv llama-wheel check-old-cpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -q --upgrade "pip>=24" -c $(TSX_CONSTRAINTS) setuptools wheel
 
-# One stamp per extra set: reinstall only when the project's dependencies change.
-$(VENV)/.stamp-app: pyproject.toml $(TSX_CONSTRAINTS) | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c $(TSX_CONSTRAINTS) -e ".[desktop,attention]"
+# --- llama.cpp: the project's own portable build of llama-cpp-python (packaging/llamacpp_wheel.py,
+# docs/packaging.md). GGML_NATIVE=OFF + GGML_BACKEND_DL + CPU variants chosen at run time, no AMX
+# variant (it crashes, llama.cpp #20824). Built once into .whl/<version+flags key>/ (12 min on 2 busy cores)
+# and installed from that exact file, before anything else, so pip never builds it again nor takes a
+# wheel from its cache that was built with other flags (--only-binary below: pip fails rather than
+# build it from the sdist). LLAMA_CPU_VARIANTS=all builds every non-AMX variant.
+LLAMA_WHEEL := $(PYTHON) packaging/llamacpp_wheel.py
+LLAMA_KEY   := $(shell $(LLAMA_WHEEL) key)
+LLAMA_BUILT := .whl/$(LLAMA_KEY)/BUILD_INFO.json
+LLAMA_STAMP := $(VENV)/.stamp-llama-$(LLAMA_KEY)
+NO_LLAMA_SDIST := --only-binary llama-cpp-python
+
+$(LLAMA_BUILT):
+	$(LLAMA_WHEEL) build
+
+# $(1): the venv's python. The wheel by path, without pip's cache; then its own dependencies.
+define install_llama_wheel
+	$(1) -m pip install $(PIP_FLAGS) --no-cache-dir --no-deps --force-reinstall "$$($(LLAMA_WHEEL) path)"
+	$(1) -m pip install $(PIP_FLAGS) --no-cache-dir -c $(TSX_CONSTRAINTS) "$$($(LLAMA_WHEEL) path)"
+endef
+
+$(LLAMA_STAMP): $(LLAMA_BUILT) | $(BIN)/python
+	$(call install_llama_wheel,$(BIN)/python)
+	rm -f $(VENV)/.stamp-llama-*
 	touch $@
 
-$(VENV)/.stamp-dev: pyproject.toml $(TSX_CONSTRAINTS) | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c $(TSX_CONSTRAINTS) -e ".[dev]"
+llama-wheel: $(LLAMA_BUILT)
+
+# One stamp per extra set: reinstall only when the project's dependencies (or the llama.cpp build) change.
+$(VENV)/.stamp-app: pyproject.toml $(TSX_CONSTRAINTS) $(LLAMA_STAMP) | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_FLAGS) $(NO_LLAMA_SDIST) -c $(TSX_CONSTRAINTS) -e ".[desktop,attention]"
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml $(TSX_CONSTRAINTS) $(LLAMA_STAMP) | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_FLAGS) $(NO_LLAMA_SDIST) -c $(TSX_CONSTRAINTS) -e ".[dev]"
 	touch $@
 
 venv-app: $(VENV)/.stamp-app
@@ -51,6 +79,14 @@ lint: venv-dev
 clean-venv:
 	rm -rf $(VENV)
 
+# The portable build on an emulated older CPU (qemu-user, `apt-get install qemu-user`): a short
+# translation with the 0.5B and the self-test under `qemu-x86_64 -cpu Haswell` (AVX2, no AVX-512).
+# A SIGILL is a failure. Slow (~minutes), so not part of `make test`. QEMU_CPU=... for another model.
+QEMU_CPU ?= Haswell
+check-old-cpu: venv-app
+	$(BIN)/tsx-models fetch qwen2.5-coder-0.5b
+	$(BIN)/python packaging/old_cpu_check.py --cpu $(QEMU_CPU)
+
 # --- Packaging (issue 7; packaging/README.md). A separate venv without torch, so the core bundle
 # cannot pick it up. `make package` builds the bundle and the .deb packages and prints sizes and
 # times; ATTENTION=1 adds the optional attention component (~1 GB). `make package-smoke` builds,
@@ -61,9 +97,10 @@ PKG_FLAGS   := $(if $(filter 1 yes true,$(ATTENTION)),--attention,) $(PKG_ARGS)
 
 .PHONY: package package-smoke
 
-$(PKG_VENV)/.stamp: pyproject.toml $(TSX_CONSTRAINTS)
+$(PKG_VENV)/.stamp: pyproject.toml $(TSX_CONSTRAINTS) $(LLAMA_BUILT)
 	$(PYTHON) -m venv $(PKG_VENV)
-	$(PKG_VENV)/bin/python -m pip install $(PIP_FLAGS) -q -c $(TSX_CONSTRAINTS) -e ".[desktop,package]"
+	$(call install_llama_wheel,$(PKG_VENV)/bin/python)
+	$(PKG_VENV)/bin/python -m pip install $(PIP_FLAGS) -q $(NO_LLAMA_SDIST) -c $(TSX_CONSTRAINTS) -e ".[desktop,package]"
 	touch $@
 
 package: $(PKG_VENV)/.stamp

@@ -8,6 +8,10 @@ measured the same way for both. The goal is app >= 95 % of bare.
     python -m benchmarks.bench_engine                      # bundled 0.5B
     python -m benchmarks.bench_engine --model qwen2.5-coder-1.5b --no-hf
     python -m benchmarks.bench_engine --json bench.json
+    python -m benchmarks.bench_engine --no-repack          # weight repacking off (as TSX_NO_REPACK=1)
+
+Native vs portable build, repacking on and off, prompt and decode speed side by side:
+``benchmarks/bench_cpu_backends.py``.
 """
 
 from __future__ import annotations
@@ -101,21 +105,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--hf-tokens", type=int, default=16, help="tokens for the transformers run (slow on CPU)")
     ap.add_argument("--no-hf", action="store_true", help="skip the transformers comparison")
+    ap.add_argument("--no-repack", action="store_true", help="load without weight repacking (as TSX_NO_REPACK=1)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
     import llama_cpp
 
+    from medcore.llamacpp_runtime import ensure_backends, open_llama
+
     path = resolve_model(args.model)
     threads = args.threads or default_threads()
-    opts = LoadOptions(n_ctx=args.ctx, n_threads=threads)
+    runtime = ensure_backends()
+    opts = LoadOptions(n_ctx=args.ctx, n_threads=threads, repack=not args.no_repack)
     engine = TranslationEngine()
     t0 = time.perf_counter()
     engine.load(path, opts)
     app_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    bare = llama_cpp.Llama(model_path=str(path), n_ctx=args.ctx, n_batch=opts.n_batch, n_threads=threads,
-                           verbose=False)
+    # "bare": llama-cpp-python alone, loaded through the project's one door to llama.cpp (the CPU
+    # backend must be loaded first in the portable build; the same repacking as the app).
+    bare = open_llama(path, repack=opts.repack, n_ctx=args.ctx, n_batch=opts.n_batch, n_threads=threads,
+                      verbose=False)
     bare_load = time.perf_counter() - t0
 
     # warm-up (page in the weights for both), then interleaved measured runs
@@ -132,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": path.name, "threads": threads, "n_ctx": args.ctx, "max_tokens": args.max_tokens,
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}",
         "llama_cpp_python": llama_cpp.__version__, "sentence": args.sentence,
+        "cpu_variant": runtime.variant, "backend_dl": runtime.backend_dl, "repack": bare.tsx_repack,
+        "weight_buffers_mib": bare.tsx_buffers,
         "load_s": {"app": round(app_load, 3), "bare": round(bare_load, 3)},
         "bare": {"decode_tok_s": median(bare_runs, "decode_tok_s"), "first_token_s": median(bare_runs, "first_token_s"),
                  "tokens": bare_runs[0]["tokens"]},

@@ -192,10 +192,11 @@ def _prefix(a: list[int], b: list[int]) -> int:
 
 def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0) -> dict[str, Any]:
     import llama_cpp
-    from llama_cpp import Llama
+
+    from medcore.llamacpp_runtime import open_llama
 
     longest = max(len(p.prompt_ids) + max(len(p.gen_ids), reference.max_new_tokens) for p in reference.probes)
-    llm = Llama(model_path=str(gguf), n_ctx=longest + 16, n_batch=512, logits_all=True, verbose=False,
+    llm = open_llama(gguf, n_ctx=longest + 16, n_batch=512, logits_all=True, verbose=False,
                 n_threads=os.cpu_count() or 1, n_gpu_layers=n_gpu_layers, seed=0)
     try:
         vocab = llm._model.vocab

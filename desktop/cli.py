@@ -32,6 +32,8 @@ def _add_translate(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU build (default 0)")
     p.add_argument("--max-tokens", type=int, default=None, help="cap on generated tokens per sentence")
+    p.add_argument("--no-repack", action="store_true",
+                   help="load the model without llama.cpp's weight repacking (also: TSX_NO_REPACK=1)")
     p.add_argument("--log-source-text", action="store_true",
                    help="allow the source text in debug logs (off by default: patient text stays out of logs)")
     p.add_argument("-v", "--verbose", action="store_true", help="progress and timing on stderr")
@@ -72,7 +74,8 @@ def cmd_translate(args) -> int:
         glossary = Glossary.load(args.glossary) if args.glossary else None
         model_path = resolve_model(args.model, default=APP_MODEL)
         engine = TranslationEngine(log_source_text=args.log_source_text)
-        options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
+        options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                              repack=not args.no_repack)
         info = engine.load(model_path, options)
         stream = args.output is None and not args.json
         result = engine.translate(

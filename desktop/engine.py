@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ class LoadOptions:
     n_threads: int | None = None
     n_gpu_layers: int = 0
     n_batch: int = 512
+    # llama.cpp's weight repacking (CPU_REPACK buffers, faster kernels). Off = plain weights, the way
+    # out when a CPU-specific path misbehaves; $TSX_NO_REPACK=1 turns it off whatever this says.
+    repack: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +76,9 @@ class ModelInfo:
     estimated_bytes: int
     load_seconds: float
     options: LoadOptions
+    repack: bool = True                                          # what llama.cpp was told
+    buffers: dict[str, float] = field(default_factory=dict)     # weight buffers, MiB per type
+    cpu_variant: str | None = None                               # e.g. "zen4" (portable build)
 
 
 @dataclass
@@ -224,23 +230,30 @@ class TranslationEngine:
                 "translation prompt for it. Export the model with its tokenizer's chat template."
             )
         if options.n_ctx > gguf.train_ctx > 0:
-            options = LoadOptions(gguf.train_ctx, options.n_threads, options.n_gpu_layers, options.n_batch)
+            options = replace(options, n_ctx=gguf.train_ctx)
         progress(10, "estimating memory")
         need = check_memory(gguf, options, available)
         progress(15, "loading weights")
         try:
-            import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            from medcore.llamacpp_runtime import BackendError, ensure_backends, open_llama
+
+            runtime = ensure_backends()
         except ImportError as exc:  # pragma: no cover - packaging error
             raise EngineError(f"llama-cpp-python is not installed: {exc}") from exc
+        except (RuntimeError, OSError) as exc:  # pragma: no cover - packaging error
+            raise EngineError(f"llama.cpp's CPU backend could not be loaded: {exc}") from exc
         self.unload()
         started = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=options.n_ctx, n_batch=options.n_batch,
+            llm = open_llama(
+                path, repack=options.repack, n_ctx=options.n_ctx, n_batch=options.n_batch,
                 n_threads=options.n_threads or default_threads(), n_gpu_layers=options.n_gpu_layers,
                 verbose=False,
             )
+        except BackendError as exc:
+            raise EngineError(str(exc)) from None
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {path.name}: the file is damaged or not a supported model ({exc})") from None
         progress(90, "preparing chat template")
@@ -260,9 +273,11 @@ class TranslationEngine:
             path=path.resolve(), name=gguf.name, size=gguf.size, architecture=gguf.architecture,
             n_layers=gguf.n_layers, n_ctx=self.n_ctx, n_vocab=llm.n_vocab(), end_of_turn=eos,
             estimated_bytes=need, load_seconds=time.perf_counter() - started, options=options,
+            repack=llm.tsx_repack, buffers=llm.tsx_buffers, cpu_variant=runtime.variant,
         )
         progress(100, "ready")
-        log.info("loaded %s (%s, ctx %d) in %.2f s", path.name, gguf.name, self.info.n_ctx, self.info.load_seconds)
+        log.info("loaded %s (%s, ctx %d, CPU variant %s, repacking %s) in %.2f s", path.name, gguf.name, self.info.n_ctx,
+                 runtime.variant or "built-in", "on" if llm.tsx_repack else "off", self.info.load_seconds)
         return self.info
 
     def _require(self) -> Any:

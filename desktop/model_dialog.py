@@ -1,10 +1,12 @@
-"""Per-model settings dialog: threads, context size, GPU layers (stored per model in QSettings)."""
+"""Per-model settings dialog: threads, context size, GPU layers (stored per model in QSettings), and the
+app-wide switches: weight repacking and source text in logs."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 from desktop.engine import LoadOptions, default_threads
+from medcore.llamacpp_runtime import repack_disabled_by_env
 
 
 class ModelSettingsDialog(QDialog):
@@ -24,11 +26,19 @@ class ModelSettingsDialog(QDialog):
         self.gpu = QSpinBox(self)
         self.gpu.setRange(0, 999)
         self.gpu.setValue(options.n_gpu_layers)
+        self.repack = QCheckBox(self.tr("Weight repacking (faster; turn off if llama.cpp crashes on this CPU)"), self)
+        self._repack_saved = options.repack  # kept as it was when the env var greys the box out
+        self.repack.setChecked(options.repack)
+        if repack_disabled_by_env():
+            self.repack.setChecked(False)
+            self.repack.setEnabled(False)
+            self.repack.setToolTip(self.tr("Turned off by the environment variable TSX_NO_REPACK"))
         self.log_text = QCheckBox(self.tr("Allow source text in debug logs (off keeps patient text out of logs)"), self)
         self.log_text.setChecked(log_source_text)
         form.addRow(self.tr("CPU threads"), self.threads)
         form.addRow(self.tr("Context size (tokens)"), self.ctx)
         form.addRow(self.tr("GPU layers"), self.gpu)
+        form.addRow(self.repack)
         form.addRow(self.log_text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
@@ -36,4 +46,5 @@ class ModelSettingsDialog(QDialog):
         form.addRow(buttons)
 
     def options(self) -> LoadOptions:
-        return LoadOptions(n_ctx=self.ctx.value(), n_threads=self.threads.value() or None, n_gpu_layers=self.gpu.value())
+        return LoadOptions(n_ctx=self.ctx.value(), n_threads=self.threads.value() or None, n_gpu_layers=self.gpu.value(),
+                           repack=self._repack_saved if repack_disabled_by_env() else self.repack.isChecked())

@@ -8,13 +8,19 @@ Each check is timed and reported as JSON on stdout (a short summary goes to stde
    contract, vendored web JavaScript, term-view script, UI translations);
 3. ``model``: the GGUF resolves (``--model`` or the bundled default), has a GGUF header and, when it
    is one of the bundled models, its sha256 matches ``medcore.models.BUNDLED``;
-4. ``load`` and ``translate``: the app's own engine (``desktop.engine``) loads the model and
+4. ``llama_backend``: llama.cpp's CPU backend is loaded the way the app loads it
+   (``medcore.llamacpp_runtime``); the report names the CPU variant ggml chose for this CPU (the
+   portable build ships one library per instruction-set level), the features that variant was
+   built with, the CPU's description, every variant shipped, and whether weight repacking is on.
+   A loaded AMX backend (crashes on decode, llama.cpp #20824) turns repacking off and is reported;
+5. ``load`` and ``translate``: the app's own engine (``desktop.engine``) loads the model and
    translates one medical sentence; the output must be non-empty, in the target language
-   (``medcore.textnorm.detect_lang``) and not cut off by the output budget;
-5. ``attention_engine``: with the optional attention component (torch + transformers) installed,
+   (``medcore.textnorm.detect_lang``) and not cut off by the output budget; ``load`` names the weight
+   buffers llama.cpp made (``CPU_REPACK``, ``CPU_Mapped``; an ``AMX`` buffer is a failure);
+6. ``attention_engine``: with the optional attention component (torch + transformers) installed,
    the real attention of the pair is computed from the same weights; without it the check says
    "attention component not installed" and passes, unless ``--require-attention`` is given;
-6. ``attention_page:<view>``: the attention page(s) are built by the app's own page code and drawn
+7. ``attention_page:<view>``: the attention page(s) are built by the app's own page code and drawn
    in QtWebEngine (the bundled web-view runtime); every request the page makes is recorded and any
    non-``file:``/``data:`` request is a failure; a picture of the page must not be blank. Without
    the attention component the term view is drawn from a *synthetic* attention pattern over the
@@ -167,6 +173,29 @@ def _module_version(module: str) -> str | None:
             return str(getattr(__import__(module), "__version__", "present"))
         except Exception:  # noqa: BLE001
             return "present"
+
+
+def check_llama_backend() -> dict[str, Any]:
+    """Which CPU variant and features llama.cpp runs with here (see the module docstring)."""
+    from medcore.llamacpp_runtime import BackendError, ensure_backends
+
+    try:
+        info = ensure_backends()
+    except (ImportError, OSError, BackendError) as exc:
+        raise CheckFailed(f"llama.cpp's CPU backend could not be loaded: {exc}") from None
+    build = "portable (CPU variants loaded at run time)" if info.backend_dl else "CPU backend built in (not portable)"
+    detail: dict[str, Any] = {
+        "cpu_variant": info.variant, "variant_file": info.variant_file,
+        "features": [k for k, v in info.features.items() if v == "1"],
+        "feature_values": {k: v for k, v in info.features.items() if v != "1"},
+        "cpu": info.cpu_description, "build": build, "shipped_variants": info.shipped_variants,
+        "backends": info.backends, "amx": info.amx, "repack_default": info.repack_default,
+        "llama_cpp_python": info.llama_cpp_python, "lib_dir": info.lib_dir,
+    }
+    if info.amx:
+        detail["warning"] = ("this llama.cpp has AMX compiled in (crashes on decode, llama.cpp #20824): "
+                             "weight repacking is off for every model; reinstall the portable build")
+    return detail
 
 
 def check_resources() -> dict[str, Any]:
@@ -398,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-page", action="store_true", help="skip drawing the attention page (no Qt)")
     p.add_argument("--no-hash", action="store_true", help="skip the sha256 check of a bundled model")
     p.add_argument("--ctx", type=int, default=2048, help="context size for the load check (default 2048)")
+    p.add_argument("--no-repack", action="store_true",
+                   help="load without llama.cpp's weight repacking (also: TSX_NO_REPACK=1)")
     p.add_argument("--page-timeout", type=float, default=60.0, help="seconds to wait for a page to draw")
     p.add_argument("--keep", type=Path, help="keep the pages and pictures in this directory")
     p.add_argument("--json-out", type=Path, help="also write the JSON report to this file")
@@ -427,16 +458,22 @@ def main(argv: list[str] | None = None) -> int:
     report.run("model", model)
     source = args.sentence or SENTENCES[args.direction]
 
-    if "model_path" in state:
+    backend = report.run("llama_backend", check_llama_backend)
+    if "model_path" in state and backend.ok:
         from desktop.engine import LoadOptions, TranslationEngine
 
         engine = TranslationEngine()
 
         def load() -> dict[str, Any]:
-            info = engine.load(state["model_path"], LoadOptions(n_ctx=args.ctx))
-            return {"name": info.name, "architecture": info.architecture, "layers": info.n_layers,
-                    "n_ctx": info.n_ctx, "load_seconds": round(info.load_seconds, 3),
-                    "estimated_ram_gb": round(info.estimated_bytes / 1024**3, 2)}
+            info = engine.load(state["model_path"], LoadOptions(n_ctx=args.ctx, repack=not args.no_repack))
+            detail = {"name": info.name, "architecture": info.architecture, "layers": info.n_layers,
+                      "n_ctx": info.n_ctx, "load_seconds": round(info.load_seconds, 3),
+                      "estimated_ram_gb": round(info.estimated_bytes / 1024**3, 2),
+                      "cpu_variant": info.cpu_variant, "repack": info.repack,
+                      "weight_buffers_mib": {k: round(v, 2) for k, v in info.buffers.items()}}
+            if any(k.upper().startswith("AMX") for k in info.buffers):
+                raise CheckFailed("llama.cpp put weights in an AMX buffer (crashes on decode)", detail)
+            return detail
 
         if report.run("load", load).ok:
             def translate() -> dict[str, Any]:
@@ -463,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             report.run("translate", translate)
         engine.unload()
     else:
-        report.fail("load", "skipped: no model")
+        report.fail("load", "skipped: " + ("no model" if "model_path" not in state else "no llama.cpp backend"))
 
     # Attention: the real engine when the component is installed, else the synthetic pattern.
     have, why = attention_available()

@@ -1,7 +1,10 @@
 """Persistent settings (QSettings): the current model, per-model load options, glossaries, privacy.
 
 Per-model options are stored under a key derived from the model's absolute path, so the 0.5B,
-the 1.5B and a trained export each keep their own threads / context size / GPU layers.
+the 1.5B and a trained export each keep their own threads / context size / GPU layers. Weight
+repacking (``llama/repack``) is one setting for every model: when a CPU-specific path of llama.cpp
+misbehaves it does so for all of them (``$TSX_NO_REPACK=1`` overrides it, see
+``medcore.llamacpp_runtime``).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class AppSettings:
             n_ctx=_int(self.q.value(f"{key}/n_ctx"), default.n_ctx),
             n_threads=threads or None,
             n_gpu_layers=_int(self.q.value(f"{key}/n_gpu_layers"), default.n_gpu_layers),
+            repack=self.repack(),
         )
 
     def set_load_options(self, path: str | Path, options: LoadOptions) -> None:
@@ -89,6 +93,15 @@ class AppSettings:
         self.q.setValue(f"{key}/n_ctx", int(options.n_ctx))
         self.q.setValue(f"{key}/n_threads", int(options.n_threads or 0))
         self.q.setValue(f"{key}/n_gpu_layers", int(options.n_gpu_layers))
+        self.set_repack(options.repack)
+
+    # -- llama.cpp
+    def repack(self) -> bool:
+        """llama.cpp's weight repacking (on unless the user turned it off)."""
+        return str(self.q.value("llama/repack", "true")).lower() not in ("0", "false", "no", "off")
+
+    def set_repack(self, enabled: bool) -> None:
+        self.q.setValue("llama/repack", bool(enabled))
 
     # -- glossaries and privacy
     def glossaries(self) -> list[str]:

@@ -8,8 +8,9 @@ Steps, each timed:
 
 1. ``pyinstaller``: one-folder bundle of the app (core flavour, no torch) from
    ``packaging/linux/tsx-medtrans.spec`` into ``build/pyinstaller/dist/tsx-medtrans``;
-2. ``inspect``: the bundle must hold llama.cpp's libraries, QtWebEngineProcess, the resources and
-   no torch; every ELF file's unresolved libraries are listed (must be none) and the system
+2. ``inspect``: the bundle must hold llama.cpp's libraries (the portable build's CPU variants, none
+   with AMX), QtWebEngineProcess, the resources and no torch; every ELF file's unresolved libraries
+   are listed (must be none) and the system
    libraries it uses are mapped to Debian packages (``dpkg -S``) for the ``Depends`` line;
 3. ``deb-app``: ``tsx-medtrans_<ver>_amd64.deb`` (bundle in /opt/tsx-medtrans, launchers in
    /usr/bin, desktop entry, icons);
@@ -128,6 +129,9 @@ def inspect_bundle(bundle: Path) -> dict:
         "executable": bundle / spec_common.APP_NAME,
         "libllama": internal / "llama_cpp" / "lib" / "libllama.so",
         "libggml": internal / "llama_cpp" / "lib" / "libggml.so",
+        # the portable build: the CPU backend is loaded at run time from one of these (baseline, AVX2)
+        "llama.cpp CPU variant x64": internal / "llama_cpp" / "lib" / "libggml-cpu-x64.so",
+        "llama.cpp CPU variant haswell": internal / "llama_cpp" / "lib" / "libggml-cpu-haswell.so",
         "QtWebEngineProcess": internal / "PySide6" / "Qt" / "libexec" / "QtWebEngineProcess",
         "webengine resources": internal / "PySide6" / "Qt" / "resources" / "qtwebengine_resources.pak",
         "webengine locale": internal / "PySide6" / "Qt" / "translations" / "qtwebengine_locales" / "en-US.pak",
@@ -143,6 +147,10 @@ def inspect_bundle(bundle: Path) -> dict:
     for banned in ("torch", "transformers", "bertviz", "PySide6/Qt/qml"):
         if (internal / banned).exists():
             problems.append(f"{banned} is in the core bundle")
+    variants = sorted(v for p in (internal / "llama_cpp" / "lib").glob("*ggml-cpu-*")
+                      if (v := spec_common.variant_of_file(p.name)))
+    problems += [f"llama.cpp CPU variant {v} (AMX, crashes) is in the bundle"
+                 for v in variants if v in spec_common.EXCLUDED_VARIANTS]
     elves = elf_files(bundle)
     # Resolve bundled libraries the way the running app does (bootloader + RUNPATHs): any folder
     # of the bundle that holds a shared library is searched.
@@ -168,7 +176,7 @@ def inspect_bundle(bundle: Path) -> dict:
         problems.append("unresolved libraries: " + "; ".join(f"{k} (needed by {v[:2]})" for k, v in sorted(unresolved.items())))
     packages = dpkg_owners(sorted(system))
     return {"problems": problems, "system_libraries": sorted(system), "unresolved": unresolved,
-            "optional_unresolved": optional, "elf_files": len(elves),
+            "optional_unresolved": optional, "elf_files": len(elves), "llama_cpu_variants": variants,
             "depends": sorted(set(packages.values()) - ESSENTIAL - {"?"}), "owners": packages}
 
 
@@ -371,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no bundle at {BUNDLE}: run without --skip-pyinstaller")
     with timer.step("inspect"):
         info = inspect_bundle(BUNDLE)
-    report["inspect"] = {k: info[k] for k in ("problems", "depends", "unresolved", "optional_unresolved", "elf_files")}
+    report["inspect"] = {k: info[k] for k in ("problems", "depends", "unresolved", "optional_unresolved", "elf_files",
+                                              "llama_cpu_variants")}
     if info["problems"]:
         print("bundle problems:\n  " + "\n  ".join(info["problems"]), file=sys.stderr)
         return 1

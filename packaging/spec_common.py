@@ -10,7 +10,14 @@ The parts that matter (each a known way for a frozen llama.cpp / QtWebEngine app
   on Windows) with ctypes, so PyInstaller's import analysis never sees them. They are collected
   explicitly, into the same ``llama_cpp/lib`` folder the package looks in. The wheel carries three
   identical copies of each library (``.so``, ``.so.0``, ``.so.0.x.y``): only the names that are
-  opened (``lib*.so``) or linked (``lib*.so.0``) are kept, and ``libmtmd`` (image input) is left out.
+  opened (``lib*.so``) or linked (``lib*.so.0``) are kept; ``libmtmd`` (image input) and
+  ``libllama-common`` (llama.cpp's example helpers) are left out.
+  The project's portable build (``packaging/llamacpp_wheel.py``) has no CPU code in ``libggml``: the
+  CPU backend is one library per instruction-set level (``libggml-cpu-haswell.so``,
+  ``ggml-cpu-zen4.dll``, …), loaded at run time by ``medcore.llamacpp_runtime`` from that same folder.
+  Every one of them is collected (the clinic's CPU is not the build machine's), except an AMX
+  variant (crashes, llama.cpp #20824), and a llama-cpp-python without them is refused: it would be a
+  native build that carries the build machine's instruction set into the bundle.
 * **QtWebEngine**: ``QtWebEngineProcess``, its ``.pak`` resources and ICU data come with PyInstaller's
   PySide6 hooks; one-folder mode is required (one-file unpacks to a temp dir per start and breaks
   the helper process). Chromium's UI locales are trimmed to English and Chinese.
@@ -32,6 +39,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from medcore.llamacpp_runtime import EXCLUDED_VARIANTS, variant_of_file  # noqa: E402
+
 APP_NAME = "tsx-medtrans"
 ENTRY = ROOT / "packaging" / "entry.py"
 RUNTIME_HOOK = ROOT / "packaging" / "rthook_tsx.py"
@@ -46,7 +57,7 @@ HIDDEN_IMPORTS = [
     "desktop.attention.cli", "desktop.attention.dock", "desktop.attention.view",
     "desktop.attention.session", "desktop.attention.page", "desktop.attention.alignment",
     "desktop.attention.engine", "desktop.attention.tokens", "desktop.attention.worker",
-    "tsx_firstrun",
+    "tsx_firstrun", "medcore.llamacpp_runtime",
     "llama_cpp", "llama_cpp.llama_chat_format", "jinja2",
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtSvg",
 ]
@@ -126,15 +137,24 @@ def llama_binaries(platform: str | None = None) -> list[tuple[str, str]]:
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("llama-cpp-python is not installed in the build environment")
     lib = Path(list(spec.submodule_search_locations)[0]) / "lib"
+    # libmtmd (image input) and libllama-common (llama.cpp's example helpers) are never loaded.
+    unused = ("mtmd", "llama-common")
     if platform == "win32":
-        files = [p for p in lib.glob("*.dll") if "mtmd" not in p.name]
+        files = [p for p in lib.glob("*.dll") if not any(u in p.name for u in unused)]
     else:
         files = [p for p in lib.iterdir()
-                 if (p.name.endswith(".so") or p.name.endswith(".so.0")) and "mtmd" not in p.name]
+                 if (p.name.endswith(".so") or p.name.endswith(".so.0")) and not any(u in p.name for u in unused)]
     names = {p.name for p in files}
     needed = {"llama.dll", "ggml.dll", "ggml-base.dll"} if platform == "win32" else {"libllama.so", "libggml.so", "libggml-base.so.0"}
     if not needed & names:
         raise SystemExit(f"llama.cpp libraries not found in {lib} (have: {sorted(names)})")
+    variants = {n: v for n in names if (v := variant_of_file(n))}
+    if not variants:
+        raise SystemExit(f"the llama-cpp-python in {lib} is not the portable build (no ggml-cpu-<variant> "
+                         "libraries): install .whl/<key>/*.whl (`make llama-wheel`, packaging/llamacpp_wheel.py)")
+    if "x64" not in variants.values():
+        raise SystemExit(f"the baseline CPU variant (ggml-cpu-x64) is missing from {lib}")
+    files = [p for p in files if variants.get(p.name) not in EXCLUDED_VARIANTS]
     return [(str(p), "llama_cpp/lib") for p in sorted(files)]
 
 

@@ -44,6 +44,8 @@ ZH = {
     "Export translation with term report": "导出译文及术语报告", "Text report (*.txt);;JSON (*.json)": "文本报告 (*.txt);;JSON (*.json)",
     "Model settings": "模型设置", "automatic (%1)": "自动（%1）",
     "Allow source text in debug logs (off keeps patient text out of logs)": "允许在调试日志中记录原文（关闭时患者文本不会写入日志）",
+    "Weight repacking (faster; turn off if llama.cpp crashes on this CPU)": "权重重排（更快；若 llama.cpp 在此 CPU 上崩溃请关闭）",
+    "Turned off by the environment variable TSX_NO_REPACK": "已被环境变量 TSX_NO_REPACK 关闭",
     "CPU threads": "CPU 线程数", "Context size (tokens)": "上下文长度（词元）", "GPU layers": "GPU 层数",
 }
 

@@ -199,15 +199,16 @@ class LlamaCppTranslator(Translator):
     def __init__(self, gguf: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
                  max_new_cap: int = BUDGET_MAX, verbose: bool = False):
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401
         except ImportError as exc:
             raise RuntimeError(f"llama-cpp-python is not installed ({exc}); pip install 'tsx-medtrans[desktop]'") from None
+        from medcore.llamacpp_runtime import open_llama
         from medcore.models import check_gguf_header, resolve_model
 
         self.path = resolve_model(str(gguf), default="qwen2.5-coder-0.5b")
         check_gguf_header(self.path)
         self.max_new_cap = max_new_cap
-        self.llm = Llama(model_path=str(self.path), n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, seed=0)
+        self.llm = open_llama(self.path, n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, seed=0)
         self.context = int(self.llm.n_ctx())
         self._overhead: int | None = None
 

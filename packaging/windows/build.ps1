@@ -3,14 +3,17 @@
 #
 #   powershell -ExecutionPolicy Bypass -File packaging\windows\build.ps1 [-Attention] [-NoModel]
 #
-# Needs: Python 3.11 x64 on PATH as `py -3.11`; a llama-cpp-python 0.3.36 wheel for win_amd64
-# (PyPI has only the sdist: build it once with Visual Studio 2022 Build Tools + CMake,
-# `pip wheel llama-cpp-python==0.3.36 -w wheels`, then pass -Wheels wheels); Inno Setup 6 (iscc);
-# the default model in %USERPROFILE%\.local\share\tsx-medtrans\models (`tsx-models fetch`).
+# Needs: Python 3.11 x64 on PATH as `py -3.11`; Visual Studio 2022 Build Tools + CMake (PyPI has only
+# llama-cpp-python's sdist: the "llama-cpp-python" step builds the project's portable wheel with
+# packaging\llamacpp_wheel.py, as `make` does on Linux: GGML_NATIVE=OFF, GGML_BACKEND_DL, one
+# ggml-cpu-<variant>.dll per instruction-set level, no AMX; MSVC builds no zen4/cooperlake variant,
+# so AVX-512 CPUs get icelake/cascadelake/skylakex there); or pass a wheel built that way with
+# -LlamaWheel; Inno Setup 6 (iscc); the default model in
+# %USERPROFILE%\.local\share\tsx-medtrans\models (`tsx-models fetch`).
 param(
     [switch]$Attention,
     [switch]$NoModel,
-    [string]$Wheels = ""
+    [string]$LlamaWheel = ""
 )
 $ErrorActionPreference = "Stop"
 $Root = Resolve-Path "$PSScriptRoot\..\.."
@@ -26,10 +29,18 @@ function Step($Name, [scriptblock]$Body) {
     $Times[$Name] = [math]::Round(((Get-Date) - $t0).TotalSeconds, 1)
 }
 
+Step "llama-cpp-python" {
+    if (-not $LlamaWheel) {
+        py -3.11 packaging\llamacpp_wheel.py build
+        $script:LlamaWheel = (py -3.11 packaging\llamacpp_wheel.py path)
+    }
+}
 Step "venv" {
     if (-not (Test-Path "$Venv\Scripts\python.exe")) { py -3.11 -m venv $Venv }
-    $find = @(); if ($Wheels) { $find = @("--find-links", $Wheels) }
-    & "$Venv\Scripts\python.exe" -m pip install -q -c requirements\constraints.txt @find -e ".[desktop,package]"
+    # that exact wheel, never pip's cache (a cached wheel may have other flags); pip may not build it
+    & "$Venv\Scripts\python.exe" -m pip install -q --no-cache-dir --no-deps --force-reinstall $LlamaWheel
+    & "$Venv\Scripts\python.exe" -m pip install -q --no-cache-dir -c requirements\constraints.txt $LlamaWheel
+    & "$Venv\Scripts\python.exe" -m pip install -q --only-binary llama-cpp-python -c requirements\constraints.txt -e ".[desktop,package]"
 }
 Step "pyinstaller" {
     & "$Venv\Scripts\python.exe" -m PyInstaller --noconfirm --clean --log-level WARN `
@@ -40,9 +51,11 @@ Step "stage" {
     New-Item -ItemType Directory -Force "$Stage\models", "$Stage\attention" | Out-Null
     Copy-Item -Recurse build\pyinstaller-win\dist\tsx-medtrans "$Stage\tsx-medtrans"
     foreach ($need in @("tsx-medtrans.exe", "tsx-medtrans-cli.exe", "_internal\llama_cpp\lib\llama.dll",
+                        "_internal\llama_cpp\lib\ggml-cpu-x64.dll", "_internal\llama_cpp\lib\ggml-cpu-haswell.dll",
                         "_internal\PySide6\QtWebEngineProcess.exe", "_internal\resources\prompts\translation.yaml")) {
         if (-not (Test-Path "$Stage\tsx-medtrans\$need")) { throw "bundle lacks $need" }
     }
+    if (Test-Path "$Stage\tsx-medtrans\_internal\llama_cpp\lib\ggml-cpu-sapphirerapids.dll") { throw "bundle has the AMX variant" }
     if (-not $NoModel) {
         $models = "$env:USERPROFILE\.local\share\tsx-medtrans\models"
         $file = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"

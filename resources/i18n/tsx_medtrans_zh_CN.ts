@@ -61,221 +61,221 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/main_window.py" line="109" />
+        <location filename="../../desktop/main_window.py" line="112" />
         <source>No model installed: run `tsx-models fetch` or choose a GGUF file.</source>
         <translation>未安装模型：请运行 `tsx-models fetch` 或选择 GGUF 文件。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="114" />
+        <location filename="../../desktop/main_window.py" line="117" />
         <source>Main</source>
         <translation>主工具栏</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="117" />
+        <location filename="../../desktop/main_window.py" line="120" />
         <source>Open…</source>
         <translation>打开…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="118" />
+        <location filename="../../desktop/main_window.py" line="121" />
         <source>Save translation…</source>
         <translation>保存译文…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="119" />
+        <location filename="../../desktop/main_window.py" line="122" />
         <source>Export with term report…</source>
         <translation>导出译文及术语报告…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="120" />
+        <location filename="../../desktop/main_window.py" line="123" />
         <source>Load glossary…</source>
         <translation>加载术语表…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="121" />
+        <location filename="../../desktop/main_window.py" line="124" />
         <source>Clear glossary</source>
         <translation>清除术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="122" />
+        <location filename="../../desktop/main_window.py" line="125" />
         <source>Choose GGUF…</source>
         <translation>选择 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="123" />
+        <location filename="../../desktop/main_window.py" line="126" />
         <source>Model settings…</source>
         <translation>模型设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="124" />
+        <location filename="../../desktop/main_window.py" line="127" />
         <source>Translate</source>
         <translation>翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="126" />
+        <location filename="../../desktop/main_window.py" line="129" />
         <source>Translate (Ctrl+Enter)</source>
         <translation>翻译（Ctrl+Enter）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="127" />
+        <location filename="../../desktop/main_window.py" line="130" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="128" />
+        <location filename="../../desktop/main_window.py" line="131" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="129" />
+        <location filename="../../desktop/main_window.py" line="132" />
         <source>Clear</source>
         <translation>清空</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="132" />
+        <location filename="../../desktop/main_window.py" line="135" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="134" />
+        <location filename="../../desktop/main_window.py" line="137" />
         <source>Auto</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="153" />
+        <location filename="../../desktop/main_window.py" line="156" />
         <source>Paste or open medical text (Chinese or English)…</source>
         <translation>粘贴或打开医学文本（中文或英文）…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="156" />
+        <location filename="../../desktop/main_window.py" line="159" />
         <source>The translation appears here.</source>
         <translation>译文显示在这里。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="172" />
+        <location filename="../../desktop/main_window.py" line="175" />
         <source>Terms</source>
         <translation>术语</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="178" />
-        <location filename="../../desktop/main_window.py" line="285" />
-        <location filename="../../desktop/main_window.py" line="314" />
+        <location filename="../../desktop/main_window.py" line="181" />
+        <location filename="../../desktop/main_window.py" line="288" />
+        <location filename="../../desktop/main_window.py" line="317" />
         <source>No model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="231" />
+        <location filename="../../desktop/main_window.py" line="234" />
         <source>Attention</source>
         <translation>注意力</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="284" />
-        <location filename="../../desktop/main_window.py" line="317" />
+        <location filename="../../desktop/main_window.py" line="287" />
+        <location filename="../../desktop/main_window.py" line="320" />
         <source>Cannot use this model: %1</source>
         <translation>无法使用该模型：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="289" />
+        <location filename="../../desktop/main_window.py" line="292" />
         <source>Loading %1…</source>
         <translation>正在加载 %1…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="308" />
+        <location filename="../../desktop/main_window.py" line="311" />
         <source>Model loaded in %1 s</source>
         <translation>模型已加载，用时 %1 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="331" />
+        <location filename="../../desktop/main_window.py" line="334" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="331" />
+        <location filename="../../desktop/main_window.py" line="334" />
         <source>GGUF models (*.gguf);;All files (*)</source>
         <translation>GGUF 模型 (*.gguf);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="351" />
+        <location filename="../../desktop/main_window.py" line="354" />
         <source>Cannot read the glossary: %1</source>
         <translation>无法读取术语表：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="361" />
+        <location filename="../../desktop/main_window.py" line="364" />
         <source>Load term lists</source>
         <translation>加载术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="362" />
+        <location filename="../../desktop/main_window.py" line="365" />
         <source>Term lists (*.tsv *.csv *.xlsx *.jsonl *.txt);;All files (*)</source>
         <translation>术语表 (*.tsv *.csv *.xlsx *.jsonl *.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="457" />
+        <location filename="../../desktop/main_window.py" line="460" />
         <source>Load a model first.</source>
         <translation>请先加载模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="473" />
+        <location filename="../../desktop/main_window.py" line="476" />
         <source>Translating…</source>
         <translation>正在翻译…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="479" />
+        <location filename="../../desktop/main_window.py" line="482" />
         <source>Stopping…</source>
         <translation>正在停止…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="494" />
-        <location filename="../../desktop/main_window.py" line="513" />
+        <location filename="../../desktop/main_window.py" line="497" />
+        <location filename="../../desktop/main_window.py" line="516" />
         <source>%1 tok/s</source>
         <translation>%1 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="515" />
+        <location filename="../../desktop/main_window.py" line="518" />
         <source>Stopped: the translation is incomplete.</source>
         <translation>已停止：译文不完整。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="517" />
+        <location filename="../../desktop/main_window.py" line="520" />
         <source>Done: %1 tokens in %2 s</source>
         <translation>完成：%1 个词元，用时 %2 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="529" />
+        <location filename="../../desktop/main_window.py" line="532" />
         <source>Translation failed: %1</source>
         <translation>翻译失败：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="559" />
+        <location filename="../../desktop/main_window.py" line="562" />
         <source>Opened %1 (%2)</source>
         <translation>已打开 %1（%2）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="581" />
+        <location filename="../../desktop/main_window.py" line="584" />
         <source>Open text</source>
         <translation>打开文本</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="581" />
+        <location filename="../../desktop/main_window.py" line="584" />
         <source>Text files (*.txt);;All files (*)</source>
         <translation>文本文件 (*.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="586" />
+        <location filename="../../desktop/main_window.py" line="589" />
         <source>Save translation</source>
         <translation>保存译文</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="586" />
+        <location filename="../../desktop/main_window.py" line="589" />
         <source>Text files (*.txt)</source>
         <translation>文本文件 (*.txt)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="591" />
+        <location filename="../../desktop/main_window.py" line="594" />
         <source>Export translation with term report</source>
         <translation>导出译文及术语报告</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="592" />
+        <location filename="../../desktop/main_window.py" line="595" />
         <source>Text report (*.txt);;JSON (*.json)</source>
         <translation>文本报告 (*.txt);;JSON (*.json)</translation>
     </message>
@@ -283,32 +283,42 @@
 <context>
     <name>ModelSettingsDialog</name>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="13" />
+        <location filename="../../desktop/model_dialog.py" line="15" />
         <source>Model settings</source>
         <translation>模型设置</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="18" />
+        <location filename="../../desktop/model_dialog.py" line="20" />
         <source>automatic (%1)</source>
         <translation>自动（%1）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="27" />
+        <location filename="../../desktop/model_dialog.py" line="29" />
+        <source>Weight repacking (faster; turn off if llama.cpp crashes on this CPU)</source>
+        <translation>权重重排（更快；若 llama.cpp 在此 CPU 上崩溃请关闭）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="35" />
+        <source>Turned off by the environment variable TSX_NO_REPACK</source>
+        <translation>已被环境变量 TSX_NO_REPACK 关闭</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="36" />
         <source>Allow source text in debug logs (off keeps patient text out of logs)</source>
         <translation>允许在调试日志中记录原文（关闭时患者文本不会写入日志）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="29" />
+        <location filename="../../desktop/model_dialog.py" line="38" />
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="30" />
+        <location filename="../../desktop/model_dialog.py" line="39" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（词元）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="31" />
+        <location filename="../../desktop/model_dialog.py" line="40" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
     </message>

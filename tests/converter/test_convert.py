@@ -34,8 +34,6 @@ def test_merge_matches_live_adapters_and_records_hashes(qwen2_merged, tiny_qwen2
 
 
 def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_path):
-    from llama_cpp import Llama
-
     from converter.gguf import export
     from converter.llamacpp import read_gguf_info
 
@@ -57,7 +55,9 @@ def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_pat
     sidecar = json.loads(Path(f16["path"] + ".json").read_text())
     assert sidecar["sha256"] == f16["sha256"] and sidecar["llama_cpp_python"]
 
-    llm = Llama(model_path=f16["path"], n_ctx=256, verbose=False, n_threads=2)
+    from medcore.llamacpp_runtime import open_llama
+
+    llm = open_llama(f16["path"], n_ctx=256, verbose=False, n_threads=2)
     reply = llm.create_chat_completion(messages=[{"role": "user", "content": "高血压"}], max_tokens=8, temperature=0)
     assert reply["choices"][0]["finish_reason"] in ("stop", "length") and reply["usage"]["completion_tokens"] >= 1
     llm.close()

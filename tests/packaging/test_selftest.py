@@ -97,3 +97,24 @@ def test_real_self_test_on_the_small_model(small_gguf, tmp_path):
     page = by_name["attention_page:term"]["detail"]
     assert page["drawn"] is True and page["colours_sampled"] >= 3 and "remote" not in page
     assert (tmp_path / "term.png").stat().st_size > 1000
+
+
+@pytest.mark.bundled
+def test_self_test_names_the_cpu_variant_and_honours_the_repack_switch(small_gguf):
+    """The report says which llama.cpp CPU variant and features run here; TSX_NO_REPACK=1 reaches the load."""
+    from medcore.llamacpp_runtime import AMX_FEATURES, EXCLUDED_VARIANTS, X86_VARIANTS, reported_features
+
+    rc, report, err = run_selftest(["--model", SMALL_MODEL, "--no-page", "--no-hash", "--ctx", "512"],
+                                   {"TSX_NO_REPACK": "1"}, timeout=300)
+    by_name = checks(report)
+    assert rc == 0, err
+    backend = by_name["llama_backend"]["detail"]
+    assert backend["cpu_variant"] in X86_VARIANTS and backend["cpu_variant"] not in EXCLUDED_VARIANTS
+    assert reported_features(backend["cpu_variant"]) <= set(backend["features"])
+    assert not set(backend["features"]) & set(AMX_FEATURES) and backend["amx"] is False
+    assert backend["cpu"] and backend["build"].startswith("portable") and "x64" in backend["shipped_variants"]
+    assert backend["repack_default"] is False  # the environment variable
+    load = by_name["load"]["detail"]
+    assert load["repack"] is False and load["cpu_variant"] == backend["cpu_variant"]
+    assert "CPU_REPACK" not in load["weight_buffers_mib"] and not any("AMX" in k for k in load["weight_buffers_mib"])
+    assert by_name["translate"]["ok"]

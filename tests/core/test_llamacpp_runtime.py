@@ -1,0 +1,184 @@
+"""The portable llama.cpp: the CPU variant the loader picks, no AMX anywhere, the repacking switch."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from medcore import llamacpp_runtime as rt
+
+ROOT = Path(__file__).resolve().parents[2]
+# ggml's x86 score (ggml-cpu/arch/x86/cpu-feats.cpp): the weight of each feature a variant needs.
+SCORE = {"FMA": 1, "F16C": 2, "SSE42": 4, "BMI2": 8, "AVX": 16, "AVX2": 32, "AVX_VNNI": 64, "AVX512": 128,
+         "AVX512_VBMI": 256, "AVX512_BF16": 512, "AVX512_VNNI": 1024, "AMX_INT8": 2048, "AMX_TILE": 0}
+# /proc/cpuinfo flags behind each feature (AVX512 = F, CD, VL, DQ, BW as ggml checks it).
+CPUINFO = {"FMA": ["fma"], "F16C": ["f16c"], "SSE42": ["sse4_2"], "BMI2": ["bmi2"], "AVX": ["avx"],
+           "AVX2": ["avx2"], "AVX_VNNI": ["avx_vnni"], "AVX512": ["avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"],
+           "AVX512_VBMI": ["avx512vbmi"], "AVX512_BF16": ["avx512_bf16"], "AVX512_VNNI": ["avx512_vnni"],
+           "AMX_INT8": ["amx_int8"], "AMX_TILE": ["amx_tile"]}
+
+
+def cpu_flags() -> set[str]:
+    text = Path("/proc/cpuinfo").read_text()
+    return set(re.search(r"^flags\s*:\s*(.*)$", text, re.M).group(1).split())
+
+
+def best_variant(flags: set[str], shipped: list[str]) -> str:
+    """What ggml's loader must pick: the highest-scoring shipped variant whose features the CPU has."""
+    ok = [v for v in shipped if all(f in flags for feat in rt.X86_VARIANTS[v] for f in CPUINFO[feat])]
+    return max(ok, key=lambda v: 1 + sum(SCORE[f] for f in rt.X86_VARIANTS[v]))
+
+
+# ------------------------------------------------------------------------------------- pure logic
+def test_variant_file_names():
+    assert rt.variant_of_file("libggml-cpu-haswell.so") == "haswell"
+    assert rt.variant_of_file("ggml-cpu-zen4.dll") == "zen4"
+    assert rt.variant_of_file("libggml-cpu.so") is None and rt.variant_of_file("libggml-base.so.0") is None
+
+
+def test_no_amx_variant_is_built_by_default():
+    assert "x64" in rt.DEFAULT_VARIANTS and "haswell" in rt.DEFAULT_VARIANTS
+    for name in rt.DEFAULT_VARIANTS:
+        assert name not in rt.EXCLUDED_VARIANTS and not set(rt.X86_VARIANTS[name]) & set(rt.AMX_FEATURES)
+    assert [v for v, f in rt.X86_VARIANTS.items() if set(f) & set(rt.AMX_FEATURES)] == list(rt.EXCLUDED_VARIANTS)
+
+
+def test_variant_from_features_matches_ggml_feature_names():
+    feats = {"SSE3": "1", "SSSE3": "1", "AVX": "1", "AVX2": "1", "F16C": "1", "FMA": "1", "BMI2": "1", "SSE42": "1",
+             "LLAMAFILE": "1", "OPENMP": "1", "REPACK": "1"}
+    assert rt.variant_from_features(feats) == "haswell"
+    assert rt.variant_from_features({"LLAMAFILE": "1", "OPENMP": "1", "REPACK": "1"}) == "x64"
+    assert rt.variant_from_features({"SSE3": "1", "SSSE3": "1", "REPACK": "1"}) == "sse42"
+    assert rt.variant_from_features({**feats, "AVX512": "1", "AVX512_VBMI": "1", "AVX512_VNNI": "1",
+                                     "AVX512_BF16": "1"}) == "zen4"
+    assert rt.variant_from_features({**feats, "AVX512": "1", "AVX512_VBMI": "1", "AVX512_VNNI": "1",
+                                     "AVX512_BF16": "1", "AMX_INT8": "1"}) == "sapphirerapids"
+
+
+@pytest.mark.parametrize(("env", "asked", "expected"), [
+    ({}, None, True), ({}, True, True), ({}, False, False),
+    ({"TSX_NO_REPACK": "1"}, None, False), ({"TSX_NO_REPACK": "yes"}, True, False),
+    ({"TSX_NO_REPACK": "0"}, None, True), ({"TSX_NO_REPACK": ""}, True, True),
+])
+def test_repack_switch_resolution(env, asked, expected):
+    assert rt.resolve_repack(asked, env) is expected
+
+
+def test_wheel_recipe_refuses_amx_and_keys_on_flags(tmp_path):
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        import llamacpp_wheel as lw
+    finally:
+        sys.path.remove(str(ROOT / "packaging"))
+    with pytest.raises(SystemExit, match="AMX"):
+        lw.parse_variants("x64 haswell sapphirerapids")
+    with pytest.raises(SystemExit, match="x64"):
+        lw.parse_variants("haswell")
+    assert "sapphirerapids" not in lw.parse_variants("all")
+    assert lw.build_key("0.3.36", ("x64", "haswell")) != lw.build_key("0.3.36", ("x64", "haswell", "zen4"))
+    assert lw.build_key("0.3.36", lw.parse_variants(None)).startswith("0.3.36-portable-")
+    assert "-DGGML_NATIVE=OFF" in lw.CMAKE_ARGS and "-DGGML_BACKEND_DL=ON" in lw.CMAKE_ARGS
+    # the variant list is patched in ggml's CMakeLists: the AMX line goes, the kept ones stay
+    cmake = tmp_path / "CMakeLists.txt"
+    cmake.write_text(
+        "if (GGML_CPU_ALL_VARIANTS)\n"
+        '    if (GGML_SYSTEM_ARCH STREQUAL "x86")\n'
+        "        ggml_add_cpu_backend_variant(x64)\n"
+        "        ggml_add_cpu_backend_variant(haswell            SSE42 AVX F16C FMA AVX2 BMI2)\n"
+        "        ggml_add_cpu_backend_variant(cannonlake         SSE42 AVX F16C FMA AVX2 BMI2 AVX512 AVX512_VBMI)\n"
+        "        if (NOT MSVC)\n"
+        "            ggml_add_cpu_backend_variant(sapphirerapids SSE42 AVX AMX_TILE AMX_INT8)\n"
+        "        endif()\n"
+        '    elseif(GGML_SYSTEM_ARCH STREQUAL "ARM")\n'
+        "        ggml_add_cpu_backend_variant(armv8.0_1)\n"
+        "    endif()\nendif()\n")
+    assert lw.patch_variants(cmake, ("x64", "haswell")) == ["x64", "haswell"]
+    active = re.findall(r"^\s*ggml_add_cpu_backend_variant\((\S+?)[\s)]", cmake.read_text(), re.M)
+    assert active == ["x64", "haswell", "armv8.0_1"]
+    with pytest.raises(SystemExit, match="zen4"):
+        lw.patch_variants(cmake, ("x64", "zen4"))
+
+
+# ------------------------------------------------------------------------------- the installed build
+@pytest.fixture(scope="module")
+def runtime():
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    return rt.ensure_backends()
+
+
+def test_installed_llama_cpp_is_the_portable_build(runtime):
+    """`make` installs .whl/<key>/*.whl: CPU variants beside libggml, none with AMX."""
+    shipped = rt.shipped_variants()
+    assert runtime.backend_dl and shipped == runtime.shipped_variants
+    assert {"x64", "haswell"} <= set(shipped)
+    assert not set(shipped) & set(rt.EXCLUDED_VARIANTS)
+    assert not list(Path(runtime.lib_dir).glob("*ggml-cpu-sapphirerapids*"))
+
+
+def test_loader_picks_the_best_non_amx_variant_for_this_cpu(runtime):
+    if sys.platform != "linux":
+        pytest.skip("reads /proc/cpuinfo")
+    expected = best_variant(cpu_flags(), runtime.shipped_variants)
+    assert runtime.variant == expected, (runtime.variant, runtime.features)
+    assert runtime.variant_file and runtime.variant_file.endswith(f"ggml-cpu-{expected}.so")
+    assert not runtime.amx and not set(runtime.features) & set(rt.AMX_FEATURES)
+    # the features ggml reports are the variant's compile-time set (plus ones every x86 build has)
+    assert rt.reported_features(expected) <= set(runtime.features)
+    assert rt.variant_from_features(runtime.features) == expected
+    assert runtime.cpu_description and "CPU" in runtime.backends and runtime.repack_default in (True, False)
+
+
+@pytest.mark.bundled
+def test_repack_switch_reaches_the_model_params(runtime, small_gguf, monkeypatch):
+    monkeypatch.delenv("TSX_NO_REPACK", raising=False)
+    on = rt.open_llama(small_gguf, n_ctx=64, n_threads=1, verbose=False)
+    try:
+        assert on.tsx_repack is True and on.model_params.use_extra_bufts is True
+        assert "AMX" not in on.tsx_buffers and on.tsx_buffers  # the load log was read
+        if "AVX2" in runtime.features:  # ggml's safe repacks (Q4_K, Q4_0 …) on AVX2 and up
+            assert on.tsx_buffers.get("CPU_REPACK", 0) > 0
+    finally:
+        on.close()
+    monkeypatch.setenv("TSX_NO_REPACK", "1")
+    off = rt.open_llama(small_gguf, repack=True, n_ctx=64, n_threads=1, verbose=False)
+    try:
+        assert off.tsx_repack is False and off.model_params.use_extra_bufts is False
+        assert "CPU_REPACK" not in off.tsx_buffers and "AMX" not in off.tsx_buffers
+    finally:
+        off.close()
+    # the default params of llama-cpp-python itself are untouched outside open_llama
+    import llama_cpp
+
+    assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
+@pytest.mark.bundled
+def test_amx_backend_forces_repacking_off(runtime, small_gguf, monkeypatch):
+    """A CPU backend with AMX compiled in (a native build) must never get the AMX buffer."""
+    monkeypatch.delenv("TSX_NO_REPACK", raising=False)
+    monkeypatch.setattr(rt, "_info", rt.RuntimeInfo(**{**runtime.as_dict(), "amx": True}))
+    llm = rt.open_llama(small_gguf, repack=True, n_ctx=64, n_threads=1, verbose=False)
+    try:
+        assert llm.tsx_repack is False and llm.model_params.use_extra_bufts is False
+    finally:
+        llm.close()
+
+
+@pytest.mark.bundled
+def test_engine_load_options_and_env_switch(runtime, small_gguf, monkeypatch):
+    from desktop.engine import LoadOptions, TranslationEngine
+
+    monkeypatch.delenv("TSX_NO_REPACK", raising=False)
+    engine = TranslationEngine()
+    try:
+        info = engine.load(small_gguf, LoadOptions(n_ctx=256, n_threads=1, repack=False))
+        assert info.repack is False and engine.llm.model_params.use_extra_bufts is False
+        assert info.cpu_variant == runtime.variant
+        monkeypatch.setenv("TSX_NO_REPACK", "1")
+        info = engine.load(small_gguf, LoadOptions(n_ctx=256, n_threads=1))
+        assert info.repack is False and "CPU_REPACK" not in info.buffers
+    finally:
+        engine.unload()
