@@ -370,6 +370,12 @@ class TransformersAttentionEngine:
                 torch.set_num_threads(self.threads)
             tokenizer = load_tokenizer(source)
             device, dtype = pick_device_dtype(self.device)
+            if device.type == "cpu":
+                # The weights are read, not only used: bf16 (which the trainer may pick on CPUs with
+                # AMX/AVX512-BF16) keeps ~3 significant digits of each attention weight.
+                import torch
+
+                dtype = torch.float32
             model = load_model(source, dtype=dtype, attn="eager")
             self._log_weights = use_log_attention(model)
             if not self._log_weights:
