@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run_stage(config, resume=args.resume, overwrite=args.overwrite, show_progress=not args.no_progress)
         return 0
-    except (DataFormatError, ModelError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (DataFormatError, ModelError, FileNotFoundError, FileExistsError, ValueError, FloatingPointError) as exc:
         print(f"tsx-train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

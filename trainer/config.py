@@ -44,6 +44,7 @@ class StageConfig:
     log_every: int = 10
     grad_clip: float = 1.0
     gradient_checkpointing: bool = False
+    fast_loss: bool = True
     precision: str = "auto"
     device: str = "auto"
     seed: int = 42

@@ -115,15 +115,33 @@ def base_fingerprint(base: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def pick_device_dtype(device: str | None = None, bf16: bool | None = None) -> tuple[Any, Any]:
-    """CUDA with bf16 when present; CPU in fp32 (bf16 matmuls are slower than fp32 on most CPUs)."""
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AMX-BF16 or AVX512-BF16); elsewhere bf16 is emulated
+    and slower than fp32."""
+    import torch
+
+    try:
+        caps = torch.cpu.get_capabilities()
+    except AttributeError:  # torch < 2.4: read the kernel's flags
+        try:
+            flags = Path("/proc/cpuinfo").read_text().split()
+        except OSError:
+            return False
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
+
+
+def pick_device_dtype(device: str | None = None, bf16: bool | None = None,
+                      cpu_bf16: bool = False) -> tuple[Any, Any]:
+    """CUDA with bf16 when present; on a CPU fp32, or with ``cpu_bf16`` (training) bf16 where the CPU
+    multiplies it natively. Inference on a CPU stays fp32 so it matches llama.cpp's output."""
     import torch
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if bf16 is None:
-        bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        bf16 = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_bf16 and cpu_has_fast_bf16()
     return dev, (torch.bfloat16 if bf16 else torch.float32)
 
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from medcore.atomic import atomic_dir, write_json, write_jsonl, write_text
 from medcore.models import ModelError
 from medcore.prompt import end_of_turn_id, render_prompt_ids
+from trainer.answer_loss import IGNORE, answer_loss, plain_answer_loss
 from trainer.config import StageConfig
 from trainer.data import read_records
 from trainer.modeling import (
@@ -46,7 +47,8 @@ from trainer.modeling import (
 from trainer.plots import plot_loss_curves
 
 log = logging.getLogger(__name__)
-IGNORE = -100
+# A run whose updates are skipped this many times in a row (non-finite loss or gradient) has diverged.
+MAX_BAD_STEPS_IN_ROW = 8
 # Config fields that may change between a run and its resumption (they do not change the math).
 RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir", "device"}
 
@@ -110,20 +112,22 @@ def adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").clone() for k, v in get_peft_model_state_dict(model).items()}
 
 
+def answer_tokens(example: Example) -> int:
+    """How many positions of ``example`` carry a loss (the answer and its end-of-turn token)."""
+    return sum(1 for label in example.labels[1:] if label != IGNORE)
+
+
 @torch.no_grad()
-def validation_loss(model, examples: list[Example], micro_batch: int, pad_id: int, accelerator) -> float:
+def validation_loss(model, examples: list[Example], micro_batch: int, pad_id: int, accelerator,
+                    loss_fn=plain_answer_loss) -> float:
     """Mean cross-entropy over every answer token of the validation set (not a mean of batch means)."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     shard = examples[accelerator.process_index :: accelerator.num_processes]
     for start in range(0, len(shard), micro_batch):
         batch = {k: v.to(accelerator.device) for k, v in collate(shard[start : start + micro_batch], pad_id).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        shift_logits, shift_labels = logits[:, :-1].float(), batch["labels"][:, 1:]
-        loss = torch.nn.functional.cross_entropy(
-            shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
-        )
-        total += torch.stack([loss.double(), (shift_labels != IGNORE).sum().double()])
+        loss, count = loss_fn(model, batch)
+        total += torch.stack([loss.double(), torch.tensor(float(count), dtype=torch.float64, device=loss.device)])
     total = accelerator.reduce(total, "sum")
     model.train()
     return float(total[0] / total[1].clamp(min=1))
@@ -170,7 +174,8 @@ class StageRun:
 
         cfg = self.cfg
         device, dtype = pick_device_dtype(None if cfg.device == "auto" else cfg.device,
-                                          None if cfg.precision == "auto" else cfg.precision == "bf16")
+                                          None if cfg.precision == "auto" else cfg.precision == "bf16",
+                                          cpu_bf16=True)
         self.dtype = dtype
         fingerprint = base_fingerprint(cfg.base)
         model = load_model(cfg.base, dtype=dtype)
@@ -275,13 +280,17 @@ class StageRun:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.lr_schedule, warmup, total_steps))
         model, optimizer = acc.prepare(model, optimizer)
         model.train()
+        # The fast loss calls the decoder and the output layer directly, which a DDP wrapper would not
+        # see: several processes use the plain loss (same number, full logits).
+        loss_fn = answer_loss if cfg.fast_loss and world == 1 else plain_answer_loss
 
         state = {"global_step": 0, "epoch": 0, "micro_done": 0, "best_val_loss": None, "best_step": None,
-                 "history": [], "config": cfg.to_dict()}
+                 "skipped_steps": 0, "history": [], "config": cfg.to_dict()}
         if resumed:
             self._restore(model, optimizer, scheduler)
             state.update({k: resumed[k] for k in ("global_step", "epoch", "micro_done", "best_val_loss",
-                                                  "best_step", "history")})
+                                                  "best_step", "history") if k in resumed})
+            state["skipped_steps"] = resumed.get("skipped_steps", 0)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / "config.json", cfg.to_dict())
@@ -293,7 +302,7 @@ class StageRun:
                   + (f"; resuming at step {state['global_step']}" if resumed else ""), flush=True)
 
         def evaluate_and_save(reason: str) -> None:
-            val_loss = validation_loss(model, val, cfg.micro_batch_size, pad_id, acc)
+            val_loss = validation_loss(model, val, cfg.micro_batch_size, pad_id, acc, loss_fn)
             entry = {"step": state["global_step"], "epoch": state["epoch"], "val_loss": val_loss, "event": reason}
             state["history"].append(entry)
             best = state["best_val_loss"]
@@ -308,7 +317,8 @@ class StageRun:
                    disable=not (self.show_progress and self.is_main), dynamic_ncols=True)
         if state["global_step"] == 0 and not state["history"]:
             evaluate_and_save("start")  # the base's own loss: a stage that only gets worse keeps nothing new
-        window_loss, window_tokens, window_steps, t0 = 0.0, 0, 0, time.perf_counter()
+        window_loss, window_tokens, window_examples, window_steps, t0 = 0.0, 0, 0, 0, time.perf_counter()
+        bad_in_row = 0
         done = state["global_step"] >= total_steps
         try:
             while not done and state["epoch"] < cfg.epochs:
@@ -319,34 +329,55 @@ class StageRun:
                                  for i in range(0, len(order), cfg.micro_batch_size * world)]
                 position = state["micro_done"]
                 while position < len(micro_batches) and not done:
-                    group = micro_batches[position : position + accum]
-                    for index, indices in enumerate(group):
-                        mine = indices[acc.process_index :: world] or indices[:1]
+                    shards = [indices[acc.process_index :: world] or indices[:1]
+                              for indices in micro_batches[position : position + accum]]
+                    # Normalised by the answer tokens of the whole step, so how the batch is cut into
+                    # micro-batches does not change the loss (a token mean over the batch).
+                    step_tokens = max(1, sum(answer_tokens(train[i]) for mine in shards for i in mine))
+                    step_loss = 0.0
+                    for index, mine in enumerate(shards):
                         batch = {k: v.to(acc.device) for k, v in collate([train[i] for i in mine], pad_id).items()}
-                        sync = index == len(group) - 1
+                        sync = index == len(shards) - 1
                         with contextlib.nullcontext() if sync else acc.no_sync(model):
-                            loss = model(**batch).loss / len(group)
+                            loss_sum, _ = loss_fn(model, batch)
+                            loss = loss_sum / step_tokens
                             acc.backward(loss)
-                        window_loss += float(loss.detach())  # summed over the group: this step's mean loss
+                        step_loss += float(loss.detach())
                         window_tokens += int(batch["attention_mask"].sum())
-                    if cfg.grad_clip:
-                        acc.clip_grad_norm_(params, cfg.grad_clip)
-                    optimizer.step()
+                        window_examples += len(mine)
+                    grad_norm = acc.clip_grad_norm_(params, cfg.grad_clip or float("inf"))
+                    if math.isfinite(step_loss) and math.isfinite(float(grad_norm)):
+                        optimizer.step()
+                        window_loss, window_steps, bad_in_row = window_loss + step_loss, window_steps + 1, 0
+                    else:
+                        # One bad batch must not poison the LoRA weights (a NaN gradient makes every
+                        # later step NaN); a run that keeps producing them has diverged.
+                        state["skipped_steps"] += 1
+                        bad_in_row += 1
+                        bar.write(f"step {state['global_step'] + 1}: non-finite loss/gradient "
+                                  f"(loss {step_loss}, grad norm {float(grad_norm)}); update skipped")
+                        if bad_in_row >= MAX_BAD_STEPS_IN_ROW:
+                            raise FloatingPointError(
+                                f"training diverged: {bad_in_row} optimizer steps in a row had a non-finite loss or "
+                                f"gradient (step {state['global_step'] + 1}, {str(self.dtype).replace('torch.', '')}); "
+                                f"the last good checkpoint is in {self.ckpt_dir}. Try --precision fp32 or a lower "
+                                "learning rate, then --resume")
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                    position += len(group)
+                    position += len(shards)
                     state["global_step"] += 1
                     state["micro_done"] = position
-                    window_steps += 1
                     bar.update(1)
                     step = state["global_step"]
                     if step % cfg.log_every == 0 or step == total_steps:
                         elapsed = time.perf_counter() - t0
-                        entry = {"step": step, "epoch": epoch, "train_loss": window_loss / window_steps,
-                                 "lr": scheduler.get_last_lr()[0], "tokens_per_s": window_tokens * world / elapsed}
+                        entry = {"step": step, "epoch": epoch,
+                                 "train_loss": window_loss / window_steps if window_steps else float("nan"),
+                                 "lr": scheduler.get_last_lr()[0], "tokens_per_s": window_tokens * world / elapsed,
+                                 "examples_per_s": window_examples * world / elapsed}
                         state["history"].append(entry)
                         bar.set_postfix(loss=f"{entry['train_loss']:.3f}", lr=f"{entry['lr']:.1e}")
-                        window_loss, window_tokens, window_steps, t0 = 0.0, 0, 0, time.perf_counter()
+                        window_loss, window_tokens, window_examples, window_steps, t0 = 0.0, 0, 0, 0, time.perf_counter()
                     done = step >= total_steps
                     if step % cfg.eval_every == 0 and not done and position < len(micro_batches):
                         evaluate_and_save("periodic")
@@ -368,6 +399,7 @@ class StageRun:
             "best_step": state["best_step"],
             "start_val_loss": next((h["val_loss"] for h in state["history"] if h.get("event") == "start"), None),
             "steps": state["global_step"],
+            "skipped_steps": state["skipped_steps"],
             "trainable_params": trainable,
             "total_params": total,
             "trainable_percent": 100.0 * trainable / total,
@@ -379,7 +411,7 @@ class StageRun:
             write_json(self.out / "metrics.json", {"summary": summary, "history": state["history"]})
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=["step", "epoch", "train_loss", "val_loss", "lr", "tokens_per_s",
-                                                     "event"])
+                                                     "examples_per_s", "event"])
             writer.writeheader()
             for entry in state["history"]:
                 writer.writerow({k: entry.get(k) for k in writer.fieldnames})

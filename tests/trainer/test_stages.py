@@ -151,3 +151,45 @@ def test_adapter_from_another_base_is_refused(stage1_run, tiny_qwen2_dir, small_
                           f"init_adapters=[{stage1_out / 'adapter'}]")
     with pytest.raises(ModelError, match="another base"):
         run_stage(config, show_progress=False)
+
+
+def _nan_on_calls(monkeypatch, bad_calls):
+    """Make the training loss NaN on the given (1-based) training calls of the loss function."""
+    import trainer.stages as stages
+
+    real, calls = stages.answer_loss, {"n": 0}
+
+    def loss_fn(model, batch, **kwargs):
+        loss, count = real(model, batch, **kwargs)
+        if model.training:  # validation passes run in eval mode and are not counted
+            calls["n"] += 1
+            if calls["n"] in bad_calls:
+                loss = loss * float("nan")
+        return loss, count
+
+    monkeypatch.setattr(stages, "answer_loss", loss_fn)
+    return calls
+
+
+def test_a_non_finite_step_is_skipped_not_applied(tiny_qwen2_dir, small_prepared, tmp_path, monkeypatch):
+    # batch 8 = 2 micro-batches of 4: training call 3 is step 2's first micro-batch.
+    _nan_on_calls(monkeypatch, {3})
+    summary = run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "s1", "max_steps=4"),
+                        show_progress=False)
+    assert summary["skipped_steps"] == 1 and summary["steps"] == 4
+    weights = load_file(tmp_path / "s1" / "checkpoints" / "last" / "adapter.safetensors")
+    assert all(bool(torch.isfinite(v).all()) for v in weights.values())
+    assert summary["best_val_loss"] < summary["start_val_loss"]  # the other steps still learnt
+
+
+def test_a_run_that_keeps_producing_nan_stops_with_a_clear_error(tiny_qwen2_dir, small_prepared, tmp_path,
+                                                                 monkeypatch):
+    from trainer.cli import main
+
+    _nan_on_calls(monkeypatch, set(range(1, 1000)))
+    config = stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "s1", "max_steps=12")
+    with pytest.raises(FloatingPointError, match="8 optimizer steps in a row.*--resume"):
+        run_stage(config, show_progress=False)
+    args = ["stage1", "--base", str(tiny_qwen2_dir), "--data", str(small_prepared), "--out-dir",
+            str(tmp_path / "cli"), *(f"--set={o}" for o in TINY), "--max-steps", "12", "--no-progress"]
+    assert main(args) == 2
