@@ -27,8 +27,8 @@ LLAMA_BUILT := .whl/$(LLAMA_KEY)/BUILD_INFO.json
 LLAMA_STAMP := $(VENV)/.stamp-llama-$(LLAMA_KEY)
 NO_LLAMA_SDIST := --only-binary llama-cpp-python
 
-$(LLAMA_BUILT):
-	$(LLAMA_WHEEL) build
+$(LLAMA_BUILT): | $(BIN)/python
+	$(BIN)/python packaging/llamacpp_wheel.py build
 
 # $(1): the venv's python. The wheel by path, without pip's cache; then its own dependencies.
 define install_llama_wheel

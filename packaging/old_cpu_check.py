@@ -10,11 +10,11 @@ Needs Debian's ``qemu-user`` (``apt-get install qemu-user``; QEMU ≥ 7.2 emulat
 1. ``backend``: :func:`medcore.llamacpp_runtime.ensure_backends` — which CPU variant ggml picks
    for the emulated CPU and its features (for Haswell: ``haswell``, AVX2 and no AVX512);
 2. ``translate``: ``tsx-medtrans translate`` of one short sentence with the bundled 0.5B;
-3. ``selftest``: ``tsx-medtrans --self-test --no-page`` with the 0.5B (no QtWebEngine under
+3. ``selftest``: ``tsx-medtrans --self-test --no-page`` with the 0.5B on the same sentence (no QtWebEngine under
    emulation: Chromium would take too long there, and the web view is not CPU-specific).
 
 Emulation is slow (tens of times slower than the host): this is a release check, not part of
-``make test``. The JSON summary goes to ``build/old-cpu-check/<cpu>.json``.
+``make test``; ``--steps`` runs part of it. The JSON summary goes to ``build/old-cpu-check/``.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu", default="Haswell", help="QEMU CPU model (default Haswell: AVX2, no AVX-512)")
     ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
     ap.add_argument("--model", default=MODEL)
-    ap.add_argument("--timeout", type=float, default=1800, help="seconds per step")
-    ap.add_argument("--skip-selftest", action="store_true")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds per step")
+    ap.add_argument("--steps", nargs="+", choices=("backend", "translate", "selftest"),
+                    default=["backend", "translate", "selftest"], help="which steps to run (default all)")
     ap.add_argument("--out", type=Path, help="JSON summary (default build/old-cpu-check/<cpu>.json)")
     args = ap.parse_args(argv)
     qemu = shutil.which("qemu-x86_64")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     base = [qemu, "-cpu", args.cpu, str(Path(args.python).absolute())]
     env_note = {"TSX_NO_REPACK": os.environ.get("TSX_NO_REPACK")}
-    steps = [run("backend", [*base, "-c", BACKEND_PROBE], args.timeout)]
+    steps = [run("backend", [*base, "-c", BACKEND_PROBE], args.timeout)]  # always: it is quick
     backend = {}
     if steps[0]["ok"]:
         backend = json.loads(steps[0]["stdout"].strip().splitlines()[-1])
@@ -92,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         if backend.get("amx"):
             steps[0]["ok"] = False
             steps[0]["error"] = "an AMX backend was loaded"
-    steps.append(run("translate", [*base, "-m", "desktop.cli", "translate", SENTENCE, "--model", args.model,
-                                   "--direction", "zh-en", "--ctx", "512", "--threads", "2", "--max-tokens", "24",
-                                   "-v"], args.timeout))
-    if not args.skip_selftest:
+    if "translate" in args.steps:
+        steps.append(run("translate", [*base, "-m", "desktop.cli", "translate", SENTENCE, "--model", args.model,
+                                       "--direction", "zh-en", "--ctx", "512", "--threads", "2", "--max-tokens", "24",
+                                       "-v"], args.timeout))
+    if "selftest" in args.steps:  # the same short sentence: emulated AVX2 is ~100x slower
         steps.append(run("selftest", [*base, "-m", "desktop.selftest", "--model", args.model, "--no-page",
-                                      "--no-hash", "--ctx", "512"], args.timeout))
+                                      "--no-hash", "--ctx", "512", "--sentence", SENTENCE], args.timeout))
         if steps[-1]["ok"] or steps[-1]["stdout"]:
             try:
                 report = json.loads(steps[-1]["stdout"][steps[-1]["stdout"].index("{"):])
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                "backend": backend, "env": env_note, "ok": all(s["ok"] for s in steps),
                "steps": [{k: v for k, v in s.items() if k not in ("stdout", "stderr")} | {"output_tail": (s.get("stdout", "") + s.get("stderr", ""))[-1500:]}
                          for s in steps]}
-    out = args.out or ROOT / "build" / "old-cpu-check" / f"{args.cpu}.json"
+    out = args.out or ROOT / "build" / "old-cpu-check" / f"{args.cpu}-{'-'.join(args.steps)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"{'PASSED' if summary['ok'] else 'FAILED'} on qemu -cpu {args.cpu}: "

@@ -182,3 +182,22 @@ def test_engine_load_options_and_env_switch(runtime, small_gguf, monkeypatch):
         assert info.repack is False and "CPU_REPACK" not in info.buffers
     finally:
         engine.unload()
+
+
+def test_make_installs_the_portable_wheel_by_path_before_the_project():
+    """pip must never build llama-cpp-python itself nor take a (possibly native) wheel from its cache."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    for stamp, extra in ((".venv/.stamp-dev", '".[dev]"'), (".venv/.stamp-app", '".[desktop,attention]"')):
+        lines = subprocess.run(["make", "-n", "-B", stamp], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        build = next(i for i, x in enumerate(lines) if "llamacpp_wheel.py build" in x)
+        wheel = next(i for i, x in enumerate(lines) if "--no-cache-dir --no-deps --force-reinstall" in x)
+        project = next(i for i, x in enumerate(lines) if f"-e {extra}" in x)
+        assert build < wheel < project
+        assert "llamacpp_wheel.py path" in lines[wheel]
+        assert "--only-binary llama-cpp-python" in lines[project]
+        assert any(".stamp-llama-" in x and "-portable-" in x for x in lines[wheel:project])
