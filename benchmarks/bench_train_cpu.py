@@ -8,7 +8,9 @@ configuration runs its own warm-up step, then ``--steps`` timed optimizer steps 
 - ``before``: fp32 weights, micro-batch 4 x 4 accumulation, the plain loss (full logits);
 - ``+bf16``: bf16 weights (where the CPU has AMX-BF16 / AVX512-BF16), otherwise as before;
 - ``+fast loss``: fp32, one micro-batch of 16, shared prompt prefix + answer-only logits;
-- ``after``: bf16 + fast loss + micro-batch 16: what ``tsx-train stage1`` now does on such a CPU.
+- ``after``: bf16 + fast loss + micro-batch 16, on the same batches;
+- ``after+grouped``: as ``after`` on the batches ``tsx-train stage1`` now forms (length-grouped:
+  other examples, so compare examples/s): what the trainer now does on such a CPU.
 
     .venv/bin/python -m benchmarks.bench_train_cpu --steps 3
 """
@@ -27,7 +29,7 @@ from trainer.answer_loss import answer_loss, plain_answer_loss
 from trainer.config import load_stage_config
 from trainer.data import read_records
 from trainer.modeling import cpu_has_fast_bf16, load_model, load_tokenizer
-from trainer.stages import answer_tokens, collate, tokenize
+from trainer.stages import answer_tokens, collate, epoch_order, tokenize
 
 
 def lora(model, cfg):
@@ -71,34 +73,44 @@ def main() -> None:
     tokenizer = load_tokenizer(cfg.base)
     records = read_records(f"{args.data}/terms/train.jsonl", None, cfg.seed)
     examples, _ = tokenize(records, tokenizer, cfg.max_length)
-    order = list(range(len(examples)))
-    random.Random(cfg.seed * 1000).shuffle(order)  # the trainer's epoch-0 order
     need = (args.steps + 1) * cfg.batch_size
-    batches = [[examples[i] for i in order[k : k + cfg.batch_size]] for k in range(0, need, cfg.batch_size)]
-    warm, timed = batches[:1], batches[1:]
-    n_examples = sum(len(b) for b in timed)
-    n_tokens = sum(len(e.input_ids) for b in timed for e in b)
+    lengths = [len(e.input_ids) for e in examples]
+
+    def batches_of(order):
+        batches = [[examples[i] for i in order[k : k + cfg.batch_size]] for k in range(0, need, cfg.batch_size)]
+        return batches[:1], batches[1:]
+
+    plain_order = list(range(len(examples)))
+    random.Random(cfg.seed * 1000).shuffle(plain_order)  # the trainer's epoch-0 order before grouping
+    plain_batches = batches_of(plain_order)
+    grouped_batches = batches_of(epoch_order(lengths, cfg.seed * 1000, cfg.batch_size))
+    n_examples = sum(len(b) for b in plain_batches[1])
+    n_tokens = sum(len(e.input_ids) for b in plain_batches[1] for e in b)
 
     bf16 = cpu_has_fast_bf16()
-    configs = [("before", torch.float32, 4, plain_answer_loss), ("+fast loss", torch.float32, 16, answer_loss)]
+    fast_dtype = torch.bfloat16 if bf16 else torch.float32
+    configs = [("before", torch.float32, 4, plain_answer_loss, plain_batches),
+               ("+fast loss", torch.float32, 16, answer_loss, plain_batches)]
     if bf16:
-        configs[1:1] = [("+bf16", torch.bfloat16, 4, plain_answer_loss)]
-        configs.append(("after", torch.bfloat16, 16, answer_loss))
+        configs[1:1] = [("+bf16", torch.bfloat16, 4, plain_answer_loss, plain_batches)]
+        configs.append(("after", torch.bfloat16, 16, answer_loss, plain_batches))
+    configs.append(("after+grouped", fast_dtype, 16, answer_loss, grouped_batches))
     if args.only:
         configs = [c for c in configs if c[0] in args.only]
     print(f"{n_examples} examples ({n_tokens} tokens) in {args.steps} steps of batch {cfg.batch_size}; "
           f"{args.threads} threads; CPU bf16 {'yes' if bf16 else 'no'}; load {os.getloadavg()[0]:.2f}", flush=True)
     results = {}
-    for name, dtype, micro, loss_fn in configs:
+    for name, dtype, micro, loss_fn, (warm, timed) in configs:
         model = lora(load_model(cfg.base, dtype=dtype), cfg)
         run(model, warm, micro, loss_fn, tokenizer.pad_token_id)
         seconds, cpu = run(model, timed, micro, loss_fn, tokenizer.pad_token_id)
+        tokens = sum(len(e.input_ids) for b in timed for e in b)
         results[name] = {"s_per_step": seconds / args.steps, "cpu_s_per_step": cpu / args.steps,
                          "examples_per_s": n_examples / seconds, "examples_per_cpu_s": n_examples / cpu,
-                         "tokens_per_s": n_tokens / seconds, "load": os.getloadavg()[0]}
+                         "tokens_per_s": tokens / seconds, "load": os.getloadavg()[0]}
         del model
-        print(f"{name:12s} {seconds / args.steps:7.2f} s/step ({cpu / args.steps:7.2f} CPU-s) "
-              f"{n_examples / seconds:7.2f} examples/s {n_tokens / seconds:8.1f} tok/s  "
+        print(f"{name:14s} {seconds / args.steps:7.2f} s/step ({cpu / args.steps:7.2f} CPU-s) "
+              f"{n_examples / seconds:7.2f} examples/s {tokens / seconds:8.1f} tok/s  "
               f"(load {os.getloadavg()[0]:.2f})", flush=True)
     if "before" in results:
         base, base_cpu = results["before"]["examples_per_s"], results["before"]["examples_per_cpu_s"]

@@ -45,6 +45,7 @@ class StageConfig:
     grad_clip: float = 1.0
     gradient_checkpointing: bool = False
     fast_loss: bool = True
+    group_by_length: bool = True
     precision: str = "auto"
     device: str = "auto"
     seed: int = 42

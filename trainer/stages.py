@@ -87,6 +87,31 @@ def collate(batch: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def epoch_order(lengths: list[int], seed: int, group_batch: int = 0, window: int = 64) -> list[int]:
+    """The examples' order for one epoch: a seeded shuffle; with ``group_batch``, length-grouped.
+
+    Grouping takes windows of ``window`` batches of the shuffled order, sorts each window by length,
+    cuts it into batches of ``group_batch`` and shuffles the batches of the whole epoch. Every batch
+    is still a random draw of similar-length examples, and the padding a batch carries (all of it
+    computed, none of it learnt from) shrinks.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if not group_batch:
+        return order
+    span = group_batch * window
+    batches = []
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + group_batch] for i in range(0, len(chunk), group_batch))
+    # Only the epoch's last window can end in a short batch: it goes last, so every other batch
+    # starts on an optimizer-step boundary.
+    full = [b for b in batches if len(b) == group_batch]
+    rng.shuffle(full)
+    return [i for batch in full + [b for b in batches if len(b) < group_batch] for i in batch]
+
+
 def lr_lambda(schedule: str, warmup: int, total: int):
     def factor(step: int) -> float:
         if warmup and step < warmup:
@@ -323,8 +348,8 @@ class StageRun:
         try:
             while not done and state["epoch"] < cfg.epochs:
                 epoch = state["epoch"]
-                order = list(range(len(train)))
-                random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+                order = epoch_order([len(e.input_ids) for e in train], cfg.seed * 1000 + epoch,
+                                    cfg.batch_size if cfg.group_by_length else 0)
                 micro_batches = [order[i : i + cfg.micro_batch_size * world]
                                  for i in range(0, len(order), cfg.micro_batch_size * world)]
                 position = state["micro_done"]
