@@ -58,13 +58,14 @@ venv-dev: $(VENV)/.stamp-dev
 models: | $(BIN)/python
 	$(BIN)/tsx-models fetch
 
-# The main job on the bundled default model: the desktop app; on a machine without a display,
+# The main job on the default model (resources/models/default.yaml: a bundled model, or a tuned
+# model = bundled base + runtime LoRA adapters): the desktop app; on a machine without a display,
 # the same engine translates the sample discharge summary on the command line.
 GLOSSARY ?= ../shared/data/terms/cedict_medical.tsv
 run: venv-app
 	$(BIN)/tsx-models fetch
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/tsx-medtrans; else \
-	  echo "no display: translating resources/samples/discharge_summary_zh.txt with the bundled model"; \
+	  echo "no display: translating resources/samples/discharge_summary_zh.txt with $$($(BIN)/python -m medcore.modelspec default)"; \
 	  $(BIN)/tsx-medtrans translate -i resources/samples/discharge_summary_zh.txt \
 	    $$( [ -f "$(GLOSSARY)" ] && echo "-g $(GLOSSARY)" ); fi
 
@@ -104,9 +105,9 @@ $(PKG_VENV)/.stamp: pyproject.toml $(TSX_CONSTRAINTS) $(LLAMA_BUILT)
 	touch $@
 
 package: $(PKG_VENV)/.stamp
-	$(PKG_VENV)/bin/tsx-models fetch qwen2.5-coder-1.5b
+	$(PKG_VENV)/bin/tsx-models fetch $$($(PKG_VENV)/bin/python -m medcore.modelspec base)
 	$(PKG_VENV)/bin/python packaging/build.py $(PKG_FLAGS)
 
 package-smoke: $(PKG_VENV)/.stamp
-	$(PKG_VENV)/bin/tsx-models fetch qwen2.5-coder-1.5b
+	$(PKG_VENV)/bin/tsx-models fetch $$($(PKG_VENV)/bin/python -m medcore.modelspec base)
 	$(PKG_VENV)/bin/python packaging/smoke.py $(PKG_FLAGS)

@@ -3,6 +3,8 @@
   tsx-convert merge --base qwen2.5-coder-0.5b --adapter runs/stage1/adapter --adapter runs/stage2/adapter --out merged/
   tsx-convert gguf merged/ --out models/ --type f16 --type q8_0 --type q4_k_m      (or --type auto)
   tsx-convert verify --hf merged/ --gguf models/merged-q8_0.gguf [--base BASE] [--json]
+  tsx-convert lora --adapter runs/stage1/adapter --adapter runs/stage2/adapter --out adapters/ [--spec NAME.yaml]
+  tsx-convert verify --gguf BASE.gguf --lora adapters/stage1.lora.gguf --lora adapters/stage2.lora.gguf [--json]
 
 Exit status: 0 done and verified, 1 verification failed, 2 bad input or a step that could not run.
 """
@@ -47,9 +49,35 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--keep-failed", action="store_true", help="keep a file that failed verification as *.rejected.gguf")
     g.add_argument("--json", action="store_true", help="print the records as JSON")
 
-    v = sub.add_parser("verify", help="compare a GGUF with the merged model (and the base)")
-    v.add_argument("--hf", required=True, help="merged model directory")
-    v.add_argument("--gguf", required=True, help="GGUF file to check")
+    lo = sub.add_parser("lora", help="PEFT stage adapter(s) -> GGUF LoRA file(s) llama.cpp applies at run time")
+    lo.add_argument("--adapter", action="append", default=[], required=True,
+                    help="stage adapter directory; repeat in training order (stage 1, then stage 2)")
+    lo.add_argument("--out", required=True, help="output directory (stageN.lora.gguf + .json each), or one .gguf file")
+    lo.add_argument("--base", help="base model (default: the one recorded in tsx_stage.json); its config is read "
+                                   "from its HF form (the dequantised cache for a GGUF)")
+    lo.add_argument("--outtype", choices=["f32", "f16", "bf16", "q8_0"], default="f16",
+                    help="LoRA tensor type (default f16; the base stays as it is)")
+    lo.add_argument("--data-manifest", help="prepared data directory or manifest.json the adapters were trained on "
+                                            "(default: from the training run's config.json)")
+    lo.add_argument("--spec", help="also write a tuned-model spec (YAML) naming the base and these adapters")
+    lo.add_argument("--name", help="the tuned model's name in --spec (default: the spec file's stem)")
+    lo.add_argument("--description", default="", help="one line for --spec")
+    lo.add_argument("--verify", action="store_true",
+                    help="then verify base GGUF + these adapters against transformers + the PEFT adapters")
+    lo.add_argument("--no-base", action="store_true", help="verify without the base-model comparison (fine-tune kept)")
+    lo.add_argument("--max-new-tokens", type=int, default=32)
+    lo.add_argument("--probes", help="YAML file of probes instead of the built-in ones (with --verify)")
+    lo.add_argument("--thresholds", help="JSON file {ftype: {top1, kl_mean, kl_max, greedy}} (with --verify)")
+    lo.add_argument("--json", action="store_true", help="print the records as JSON")
+
+    v = sub.add_parser("verify", help="compare a GGUF with the merged model (and the base), or base GGUF + runtime "
+                                      "LoRAs with the HF base + the PEFT adapters")
+    v.add_argument("--hf", help="merged model directory; with --lora: the HF base (default: the GGUF's dequantised form)")
+    v.add_argument("--gguf", help="GGUF file to check (with --lora: the base GGUF the adapters are applied to)")
+    v.add_argument("--lora", action="append", default=[], help="GGUF LoRA applied at run time; repeat in training order")
+    v.add_argument("--adapter", action="append", default=[],
+                   help="with --lora: the PEFT adapter each LoRA was made from (default: from the LoRA's sidecar)")
+    v.add_argument("--spec", help="a tuned-model spec (name or YAML): its base GGUF and adapters, as --gguf/--lora")
     v.add_argument("--ftype", help="judge with this file type's thresholds (default: the GGUF's own)")
     _verify_options(v)
     v.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -105,10 +133,78 @@ def _cmd_gguf(args) -> int:
     return 0
 
 
+def _cmd_lora(args) -> int:
+    from converter.lora import dumps, export_loras, summary
+
+    records = export_loras(args.adapter, args.out, base=args.base, outtype=args.outtype, data_manifest=args.data_manifest)
+    if args.spec:
+        from medcore.models import BUNDLED
+        from medcore.modelspec import write_spec
+
+        first = records[0]
+        spec = write_spec(args.spec, args.name or Path(args.spec).stem, first["base_name"] or first["base"],
+                          [{"file": r["path"], "sha256": r["gguf_sha256"]} for r in records],
+                          description=args.description, base_sha256=first["base_fingerprint"],
+                          provenance={"data_manifest_sha256": records[-1]["data_manifest_sha256"],
+                                      "stages": [{"stage": r["stage"], "peft_sha256": r["peft_sha256"],
+                                                  "val_loss": r["tsx_stage"].get("val_loss"),
+                                                  "step": r["tsx_stage"].get("step")} for r in records],
+                                      "bundled_base": first["base_name"] in BUNDLED})
+        print(f"tuned-model spec: {spec}", file=sys.stderr if args.json else sys.stdout)
+    report = None
+    if args.verify:
+        from converter.verify import format_report, verify_runtime
+
+        report = verify_runtime(records[0]["base"], [r["path"] for r in records], peft=args.adapter,
+                                max_new_tokens=args.max_new_tokens, probes_file=args.probes,
+                                thresholds=_runtime_limits(args.thresholds, records[0]["base"]), use_base=not args.no_base)
+    if args.json:
+        print(dumps({"adapters": records, "verify": report}))
+    else:
+        print(summary(records))
+        if report:
+            print(format_report(report))
+    return 0 if report is None or report["passed"] else 1
+
+
+def _runtime_limits(path: str | None, gguf: str) -> dict | None:
+    limits = _thresholds(path)
+    if limits:
+        from converter.llamacpp import read_gguf_info
+
+        limits = limits.get(read_gguf_info(gguf).file_type)
+    return limits
+
+
+def _cmd_verify_runtime(args) -> int:
+    from converter.verify import format_report, verify_runtime
+
+    gguf, loras = args.gguf, list(args.lora)
+    if args.spec:
+        from medcore.modelspec import resolve
+
+        resolved = resolve(args.spec)
+        if resolved.spec is None:
+            raise ConvertError(f"{args.spec} is not a tuned-model spec")
+        gguf, loras = str(resolved.base), [str(p) for p in resolved.adapters] + loras
+    if not gguf:
+        raise ConvertError("give the base GGUF (--gguf) the adapters are applied to")
+    report = verify_runtime(gguf, loras, peft=args.adapter or None, hf=args.hf, ftype=args.ftype,
+                            max_new_tokens=args.max_new_tokens, probes_file=args.probes,
+                            thresholds=_runtime_limits(args.thresholds, gguf) if not args.ftype else
+                            (_thresholds(args.thresholds) or {}).get(args.ftype), use_base=not args.no_base)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return 0 if report["passed"] else 1
+
+
 def _cmd_verify(args) -> int:
     from converter.merge import read_manifest
     from converter.verify import format_report, verify
 
+    if args.lora or args.spec:
+        return _cmd_verify_runtime(args)
+    if not args.hf or not args.gguf:
+        raise ConvertError("verify needs --hf and --gguf (or --gguf with --lora, or --spec)")
     base = None
     if not args.no_base:
         base = args.base or read_manifest(args.hf).get("base", {}).get("hf_dir")
@@ -143,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"merge": _cmd_merge, "gguf": _cmd_gguf, "verify": _cmd_verify}[args.command](args)
+        return {"merge": _cmd_merge, "gguf": _cmd_gguf, "verify": _cmd_verify, "lora": _cmd_lora}[args.command](args)
     except (ConvertError, ModelError) as exc:
         print(f"tsx-convert: {exc}", file=sys.stderr)
         return 1 if "failed verification" in str(exc) or "passed verification" in str(exc) else 2

@@ -42,7 +42,8 @@ ALL_TYPES = tuple(dict.fromkeys(CONVERT_TYPES + tuple(QUANT_TYPES)))
 # general.file_type values (llama_ftype) back to our names.
 FILE_TYPE_NAMES = {0: "f32", 1: "f16", 7: "q8_0", 2: "q4_0", 15: "q4_k_m", 17: "q5_k_m", 18: "q6_k", 32: "bf16"}
 SRC_ENV = "TSX_LLAMA_CPP_SRC"  # a llama.cpp source tree or sdist tarball to use instead of fetching
-_NEEDED = ("convert_hf_to_gguf.py", "gguf-py/", "conversion/", "LICENSE")
+_NEEDED = ("convert_hf_to_gguf.py", "gguf-py/", "conversion/", "LICENSE", "convert_lora_to_gguf.py")
+_SCRIPTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")
 
 
 def llama_cpp_version() -> str:
@@ -60,7 +61,7 @@ def _extract(sdist: Path, target: Path) -> None:
         for member in tar.getmembers():
             parts = member.name.split("/", 3)  # llama_cpp_python-X/vendor/llama.cpp/<rest>
             if len(parts) == 4 and parts[1:3] == ["vendor", "llama.cpp"] and member.isfile() and (
-                    parts[3] in _NEEDED or parts[3].startswith(_NEEDED[1:3])):
+                    parts[3] in _NEEDED or parts[3].startswith(("gguf-py/", "conversion/"))):
                 member.name = parts[3]
                 members.append(member)
         if not any(m.name == "convert_hf_to_gguf.py" for m in members):
@@ -100,12 +101,22 @@ def converter_dir(version: str | None = None, cache_root: str | os.PathLike[str]
             raise ConvertError(f"${SRC_ENV}={src} is not the llama-cpp-python {version} sdist the app runs")
     root = Path(cache_root) if cache_root else models_dir() / ".llama-cpp-src"
     target = root / version
-    if (target / "convert_hf_to_gguf.py").exists() and (target / "gguf-py" / "gguf" / "__init__.py").exists():
-        return target
+    if all((target / s).exists() for s in _SCRIPTS) and (target / "gguf-py" / "gguf" / "__init__.py").exists():
+        return target  # (a tree extracted before the LoRA converter was needed lacks it: extracted again)
     sdist = Path(env).expanduser() if env else _download_sdist(version, root / ".download")
     _extract(sdist, target)
     shutil.rmtree(root / ".download", ignore_errors=True)
     return target
+
+
+def script_env(src: Path) -> dict[str, str]:
+    """The environment llama.cpp's conversion scripts run in: their own gguf-py first, never a hub."""
+    env = dict(os.environ)
+    env.pop("NO_LOCAL_GGUF", None)
+    # Its own gguf-py must win over any installed `gguf` package (they drift apart).
+    env["PYTHONPATH"] = os.pathsep.join([str(src / "gguf-py"), str(src)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
 
 
 def run_convert(model_dir: Path, outfile: Path, outtype: str, src: Path | None = None) -> float:
@@ -115,11 +126,7 @@ def run_convert(model_dir: Path, outfile: Path, outtype: str, src: Path | None =
     if outtype not in CONVERT_TYPES:
         raise ConvertError(f"llama.cpp's converter writes {', '.join(CONVERT_TYPES)}, not {outtype}")
     src = src or converter_dir()
-    env = dict(os.environ)
-    env.pop("NO_LOCAL_GGUF", None)
-    # Its own gguf-py must win over any installed `gguf` package (they drift apart).
-    env["PYTHONPATH"] = os.pathsep.join([str(src / "gguf-py"), str(src)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.setdefault("HF_HUB_OFFLINE", "1")
+    env = script_env(src)
     cmd = [sys.executable, str(src / "convert_hf_to_gguf.py"), str(model_dir), "--outfile", str(outfile),
            "--outtype", outtype]
     start = time.perf_counter()

@@ -15,6 +15,13 @@ model as a third reference, ``finetune`` reports how far the fine-tune moved the
 base) and how much of that the GGUF kept: ``kept = 1 - sum KL(merged||gguf) / sum KL(merged||base)``,
 plus, at the positions where the fine-tune changed the top-1 token, how often the GGUF follows the
 fine-tune rather than the base. An export that lost the fine-tune fails.
+
+**Runtime adapters** (:func:`verify_runtime`): the reference is the HF base with the PEFT stage
+adapters applied exactly as training saw them (earlier stages merged, the last one live), and the
+GGUF side is the bundled base GGUF with the GGUF LoRA stack llama.cpp applies at run time
+(:mod:`medcore.lora`). The same report, plus ``without_adapters``: the same GGUF with the stack
+switched off, against the tuned reference (how much the adapters matter) and against the HF base
+(the quantisation noise floor).
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ class Reference:
     eog_ids: list[int]
     vocab_size: int
     max_new_tokens: int
+    adapters: list[str] = field(default_factory=list)  # PEFT stage adapters on hf_dir (runtime mode)
 
 
 def load_probes(path: str | os.PathLike[str] | None = None) -> list[Probe]:
@@ -111,12 +119,17 @@ def _hf_greedy(model, prompt_ids: list[int], max_new: int, eog: list[int], pad: 
 
 
 def _run_hf(directory: Path, probes: list[Probe], max_new: int, eog: list[int], pad: int,
-            sequences: list[list[int]] | None = None) -> tuple[list[np.ndarray], list[list[int]]]:
+            sequences: list[list[int]] | None = None,
+            adapters: list[str] | None = None) -> tuple[list[np.ndarray], list[list[int]]]:
     """Greedy answers and teacher-forced log-probs (on ``sequences`` or the model's own answers)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    if adapters:
+        from trainer.modeling import apply_adapters
+
+        model = apply_adapters(model, adapters, merge_last=False)  # as training saw them
     model.eval()
     gens, logps = [], []
     for i, probe in enumerate(probes):
@@ -130,8 +143,12 @@ def _run_hf(directory: Path, probes: list[Probe], max_new: int, eog: list[int], 
 
 
 def build_reference(hf_dir: str | os.PathLike[str], base: str | os.PathLike[str] | None = None,
-                    probes: list[Probe] | None = None, max_new_tokens: int = 32) -> Reference:
-    """Run the merged model (and the base, when given) over the probes."""
+                    probes: list[Probe] | None = None, max_new_tokens: int = 32,
+                    adapters: list[str | os.PathLike[str]] | None = None) -> Reference:
+    """Run the merged model (and the base, when given) over the probes.
+
+    ``adapters``: PEFT stage adapters applied on ``hf_dir`` for the reference (runtime-adapter mode).
+    """
     from transformers import AutoTokenizer, GenerationConfig
 
     from medcore.prompt import end_of_turn_id, load_contract, render_prompt_ids
@@ -152,7 +169,8 @@ def build_reference(hf_dir: str | os.PathLike[str], base: str | os.PathLike[str]
         eog += [t for t in ([extra] if isinstance(extra, int) else extra or []) if t not in eog]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eog[-1]
 
-    logp_merged, gens = _run_hf(hf_dir, probes, max_new_tokens, eog, pad)
+    adapters = [str(a) for a in adapters or []]
+    logp_merged, gens = _run_hf(hf_dir, probes, max_new_tokens, eog, pad, adapters=adapters)
     for probe, gen in zip(probes, gens, strict=False):
         probe.gen_ids = gen
     logp_base = None
@@ -166,7 +184,8 @@ def build_reference(hf_dir: str | os.PathLike[str], base: str | os.PathLike[str]
             probe.base_gen_ids = gen
     return Reference(hf_dir=str(hf_dir), base=str(base_dir) if base_dir else None, probes=probes,
                      logp_merged=logp_merged, logp_base=logp_base, chat_template=tokenizer.chat_template,
-                     eot_id=eot, eog_ids=eog, vocab_size=logp_merged[0].shape[1], max_new_tokens=max_new_tokens)
+                     eot_id=eot, eog_ids=eog, vocab_size=logp_merged[0].shape[1], max_new_tokens=max_new_tokens,
+                     adapters=adapters)
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -190,14 +209,21 @@ def _prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0) -> dict[str, Any]:
+def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0, loras: list | None = None) -> dict[str, Any]:
     import llama_cpp
 
-    from medcore.llamacpp_runtime import open_llama
+    from medcore.lora import open_llama_with_adapters, set_active
 
     longest = max(len(p.prompt_ids) + max(len(p.gen_ids), reference.max_new_tokens) for p in reference.probes)
-    llm = open_llama(gguf, n_ctx=longest + 16, n_batch=512, logits_all=True, verbose=False,
-                n_threads=os.cpu_count() or 1, n_gpu_layers=n_gpu_layers, seed=0)
+    llm = open_llama_with_adapters(gguf, loras or [], n_ctx=longest + 16, n_batch=512, logits_all=True, verbose=False,
+                                   n_threads=os.cpu_count() or 1, n_gpu_layers=n_gpu_layers, seed=0)
+
+    def teacher_forced(probe: Probe) -> np.ndarray:
+        llm.reset()
+        llm.eval(probe.prompt_ids + probe.gen_ids[:-1])
+        start = len(probe.prompt_ids) - 1
+        return _log_softmax(np.array(llm.scores[start:start + len(probe.gen_ids)]))
+
     try:
         vocab = llm._model.vocab
         n_vocab = llm.n_vocab()
@@ -206,11 +232,7 @@ def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0) -> dict[
         tokens_ok, logps, gens = [], [], []
         for probe in reference.probes:
             tokens_ok.append(llm.tokenize(probe.text.encode("utf-8"), add_bos=False, special=True) == probe.prompt_ids)
-            seq = probe.prompt_ids + probe.gen_ids[:-1]
-            llm.reset()
-            llm.eval(seq)
-            start = len(probe.prompt_ids) - 1
-            logps.append(_log_softmax(np.array(llm.scores[start:start + len(probe.gen_ids)])))
+            logps.append(teacher_forced(probe))
             llm.reset()
             llm.eval(probe.prompt_ids)
             gen: list[int] = []
@@ -221,8 +243,13 @@ def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0) -> dict[
                     break
                 llm.eval([tok])
             gens.append(gen)
+        logps_off = None
+        if loras:  # the same model with the adapter stack switched off: the base GGUF alone
+            set_active(llm, False)
+            logps_off = [teacher_forced(probe) for probe in reference.probes]
         return {
-            "tokens_ok": tokens_ok, "logps": logps, "gens": gens,
+            "tokens_ok": tokens_ok, "logps": logps, "gens": gens, "logps_without_adapters": logps_off,
+            "adapters": [a.provenance() for a in llm.tsx_adapters],
             "eot_is_eog": bool(llama_cpp.llama_vocab_is_eog(vocab, reference.eot_id)),
             "chat_template": llm.metadata.get("tokenizer.chat_template"),
         }
@@ -231,11 +258,13 @@ def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0) -> dict[
 
 
 def compare(reference: Reference, gguf: str | os.PathLike[str], ftype: str | None = None,
-            n_gpu_layers: int = 0, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+            n_gpu_layers: int = 0, thresholds: dict[str, float] | None = None,
+            loras: list | None = None) -> dict[str, Any]:
     """Measure one GGUF against the reference; returns the report (``report['passed']``).
 
     ``thresholds`` overrides the file type's limits (keys as in :data:`THRESHOLDS`), for models
-    whose noise floor differs from the pretrained LMs they were calibrated on.
+    whose noise floor differs from the pretrained LMs they were calibrated on. ``loras``: GGUF LoRA
+    files (or :class:`medcore.lora.LoraAdapter`) llama.cpp applies on ``gguf`` at run time.
     """
     from converter.llamacpp import read_gguf_info
 
@@ -243,7 +272,7 @@ def compare(reference: Reference, gguf: str | os.PathLike[str], ftype: str | Non
     info = read_gguf_info(gguf)
     ftype = ftype or info.file_type
     limits = {**THRESHOLDS.get(ftype, THRESHOLDS["q4_0"]), **(thresholds or {})}
-    runs = _gguf_runs(reference, gguf, n_gpu_layers)
+    runs = _gguf_runs(reference, gguf, n_gpu_layers, loras)
 
     lp_m = np.concatenate(reference.logp_merged).astype(np.float64)
     lp_g = np.concatenate(runs["logps"])
@@ -263,7 +292,17 @@ def compare(reference: Reference, gguf: str | os.PathLike[str], ftype: str | Non
         "chat_template_match": runs["chat_template"] == reference.chat_template,
         "end_of_turn_id": reference.eot_id, "end_of_turn_stops": runs["eot_is_eog"],
         "thresholds": limits, "finetune": None, "warnings": [], "failures": [],
+        "adapters": runs["adapters"], "peft_adapters": reference.adapters, "without_adapters": None,
     }
+    if runs["logps_without_adapters"] is not None:
+        lp_off = np.concatenate(runs["logps_without_adapters"])
+        off = {"kl_mean": round(float(_kl(lp_m, lp_off).mean()), 5),
+               "top1_agreement": round(float((top_m == lp_off.argmax(-1)).mean()), 4)}
+        if reference.logp_base is not None:
+            lp_b0 = np.concatenate(reference.logp_base).astype(np.float64)
+            off["vs_hf_base_kl_mean"] = round(float(_kl(lp_b0, lp_off).mean()), 5)
+            off["vs_hf_base_top1_agreement"] = round(float((lp_b0.argmax(-1) == lp_off.argmax(-1)).mean()), 4)
+        report["without_adapters"] = off
     fails, warns = report["failures"], report["warnings"]
     if top1 < limits["top1"]:
         fails.append(f"top-1 agreement {top1:.3f} < {limits['top1']} for {ftype}")
@@ -325,6 +364,40 @@ def verify(hf_dir: str | os.PathLike[str], gguf: str | os.PathLike[str], base: s
     return compare(reference, gguf, ftype, thresholds=thresholds)
 
 
+def verify_runtime(gguf: str | os.PathLike[str], loras: list[str | os.PathLike[str]],
+                   peft: list[str | os.PathLike[str]] | None = None, hf: str | os.PathLike[str] | None = None,
+                   ftype: str | None = None, max_new_tokens: int = 32, probes_file: str | None = None,
+                   thresholds: dict[str, float] | None = None, use_base: bool = True) -> dict[str, Any]:
+    """Base GGUF + runtime GGUF LoRAs against the HF base + the same PEFT adapters.
+
+    ``peft`` defaults to the PEFT directories recorded in the LoRAs' sidecars (``peft_source``), ``hf``
+    to the dequantised HF form of ``gguf`` (the model the adapters were trained on). Each PEFT
+    adapter must be the one its GGUF LoRA was made from (sha256).
+    """
+    from medcore.lora import as_adapters
+    from trainer.modeling import hf_dir_for
+    from trainer.translate import adapter_fingerprint
+
+    stack = as_adapters(loras)
+    if not stack:
+        raise ConvertError("no runtime adapters given (--lora)")
+    if peft is None:
+        peft = [a.meta.get("peft_source") for a in stack]
+        if not all(peft) or not all(Path(p).is_dir() for p in peft):
+            raise ConvertError("the PEFT adapters the LoRAs were made from are not where their sidecars say "
+                               f"({', '.join(map(str, peft))}); give them with --adapter")
+    if len(peft) != len(stack):
+        raise ConvertError(f"{len(stack)} GGUF LoRA(s) but {len(peft)} PEFT adapter(s): give one per stage, same order")
+    for lora, directory in zip(stack, peft, strict=True):
+        want = lora.meta.get("peft_sha256")
+        if want and adapter_fingerprint(directory) != want:
+            raise ConvertError(f"{lora.path.name} was not made from {directory} (PEFT sha256 differs)")
+    hf_dir = Path(hf) if hf else hf_dir_for(gguf)
+    reference = build_reference(hf_dir, hf_dir if use_base else None, load_probes(probes_file), max_new_tokens,
+                                adapters=[str(p) for p in peft])
+    return compare(reference, gguf, ftype, thresholds=thresholds, loras=stack)
+
+
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"{Path(report['gguf']).name} ({report['ftype']}, {report['size_bytes'] / 1e6:.1f} MB) vs {report['hf']}",
              f"  top-1 agreement {report['top1_agreement']:.4f}   KL mean {report['kl_mean']:.5f}   KL max "
@@ -333,6 +406,13 @@ def format_report(report: dict[str, Any]) -> str:
              f"  tokenization {'ok' if report['tokenization_match'] else 'DIFFERS'}, chat template "
              f"{'ok' if report['chat_template_match'] else 'DIFFERS'}, end-of-turn {report['end_of_turn_id']} "
              f"{'stops generation' if report['end_of_turn_stops'] else 'DOES NOT STOP generation'}"]
+    if report.get("adapters"):
+        names = ", ".join(f"{Path(a['file']).name} (stage {a['stage']})" for a in report["adapters"])
+        lines.insert(1, f"  runtime adapters: {names}")
+    if off := report.get("without_adapters"):
+        lines.append(f"  without the adapters: KL mean {off['kl_mean']:.5f}, top-1 {off['top1_agreement']:.4f} vs the "
+                     "tuned reference" + (f"; vs the HF base: KL mean {off['vs_hf_base_kl_mean']:.5f}, top-1 "
+                                          f"{off['vs_hf_base_top1_agreement']:.4f}" if "vs_hf_base_kl_mean" in off else ""))
     if ft := report.get("finetune"):
         lines.append(f"  fine-tune: moved KL {ft['ft_kl_mean']:.4f} from the base; export keeps {ft['kept']}; "
                      f"top-1 kept {ft['top1_kept']} (reverted {ft['top1_reverted_to_base']}) at "
@@ -345,4 +425,4 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 __all__ = ["THRESHOLDS", "Probe", "Reference", "build_reference", "compare", "format_report", "load_probes",
-           "verify"]
+           "verify", "verify_runtime"]

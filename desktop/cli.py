@@ -23,7 +23,12 @@ def _add_translate(subparsers) -> None:
     p.add_argument("text", nargs="?", help="text to translate (default: --input, else stdin)")
     p.add_argument("-i", "--input", type=Path, help="read the text from this file (UTF-8 or GB18030)")
     p.add_argument("-o", "--output", type=Path, help="write the result here instead of stdout")
-    p.add_argument("-m", "--model", help="GGUF file or bundled model name (default: qwen2.5-coder-1.5b)")
+    p.add_argument("-m", "--model", help="tuned-model spec (name or .yaml), bundled model name or GGUF file "
+                                         "(default: resources/models/default.yaml)")
+    p.add_argument("--base-only", action="store_true",
+                   help="translate with the tuned model's base alone, without its adapters (for comparison)")
+    p.add_argument("--lora", action="append", default=[], type=Path, metavar="GGUF",
+                   help="a GGUF LoRA adapter (tsx-convert lora) to apply at run time; repeat in training order")
     p.add_argument("-d", "--direction", default="auto", choices=("auto", *DIRECTIONS))
     p.add_argument("-g", "--glossary", action="append", default=[], type=Path,
                    help="term list (TSV/CSV/XLSX/JSONL as the trainer reads them); repeat for several")
@@ -60,7 +65,8 @@ def cmd_translate(args) -> int:
     from desktop.documents import DocumentError, export, report_payload, term_checks
     from desktop.engine import EngineError, LoadOptions, TranslationEngine
     from desktop.provenance import build_provenance
-    from medcore.models import APP_MODEL, ModelError, resolve_model
+    from medcore.models import ModelError
+    from medcore.modelspec import default_model
     from medcore.pairs import DataFormatError
     from medcore.terms import Glossary
 
@@ -72,11 +78,10 @@ def cmd_translate(args) -> int:
             print("error: no text to translate", file=sys.stderr)
             return 2
         glossary = Glossary.load(args.glossary) if args.glossary else None
-        model_path = resolve_model(args.model, default=APP_MODEL)
         engine = TranslationEngine(log_source_text=args.log_source_text)
         options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
                               repack=not args.no_repack)
-        info = engine.load(model_path, options)
+        info = engine.load(args.model or default_model(), options, base_only=args.base_only, adapters=args.lora)
         stream = args.output is None and not args.json
         result = engine.translate(
             text, args.direction, max_new_tokens=args.max_tokens,
@@ -90,10 +95,14 @@ def cmd_translate(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     checks = term_checks(glossary, text, result.translation, result.direction)
     provenance = build_provenance(info.path, info.name, [str(g) for g in args.glossary], result.direction,
-                                  info.options.to_dict())
+                                  info.options.to_dict(), model=result.model)
     payload = report_payload(text, result.translation, result.direction, checks, provenance,
                              result.stats(), result.warnings, result.cancelled)
     if args.verbose:
+        active = result.model.get("adapters") or []
+        print(f"model: {info.spec or info.path.name}"
+              + (f" ({len(active)} runtime adapter(s) on {info.path.name})" if active else "")
+              + (" (base model only)" if result.model.get("base_only") else ""), file=sys.stderr)
         print(f"{result.generated_tokens} tokens in {result.seconds:.2f} s, {result.tokens_per_second:.1f} tok/s, "
               f"first token {result.first_token_s or 0:.2f} s", file=sys.stderr)
     if args.json:

@@ -10,7 +10,11 @@ What it guarantees:
   if even a short piece cannot fit, :class:`ContextLimitError` says so. Nothing is cut silently,
   and a segment that runs out of output budget is reported as ``finish_reason == "length"``;
 - a cancel flag (``threading.Event``) is checked after every generated token;
-- the source text reaches the log only at DEBUG level and only with ``log_source_text=True``.
+- the source text reaches the log only at DEBUG level and only with ``log_source_text=True``;
+- a tuned model (``medcore.modelspec``: a bundled base plus GGUF LoRA adapters) is loaded as the
+  base GGUF with the adapter stack applied by llama.cpp at run time (``medcore.lora``); adapters
+  trained on another base are refused, and :meth:`TranslationEngine.set_adapters_active` switches
+  them off and on without reloading (translate with the base model, for comparison).
 
 The engine is not thread-safe: one thread (the Qt worker, or the CLI's main thread) owns it.
 """
@@ -79,6 +83,11 @@ class ModelInfo:
     repack: bool = True                                          # what llama.cpp was told
     buffers: dict[str, float] = field(default_factory=dict)     # weight buffers, MiB per type
     cpu_variant: str | None = None                               # e.g. "zen4" (portable build)
+    source: Path | None = None                # what was chosen: a tuned-model spec file, or the GGUF (= path)
+    spec: str | None = None                   # the tuned model's name
+    adapters: list[dict[str, Any]] = field(default_factory=list)  # runtime LoRA stack (medcore.lora provenance)
+    adapters_active: bool = False             # False: the base model alone translates
+    base_sha256: str | None = None            # known when adapters were checked against the base
 
 
 @dataclass
@@ -108,6 +117,7 @@ class TranslationResult:
     warnings: list[str] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
+    model: dict[str, Any] = field(default_factory=dict)  # the weights that translated (runtime_provenance)
 
     @property
     def generated_tokens(self) -> int:
@@ -217,11 +227,24 @@ class TranslationEngine:
         self.llm, self.info, self.gguf, self._formatter = None, None, None, None
 
     def load(self, path: str | os.PathLike[str], options: LoadOptions | None = None,
-             progress: ProgressFn | None = None, available: int | None = None) -> ModelInfo:
-        """Check and load a GGUF model. Raises :class:`ModelError` with a user-facing reason."""
+             progress: ProgressFn | None = None, available: int | None = None, *,
+             base_only: bool = False, adapters: list[str | os.PathLike[str]] | None = None) -> ModelInfo:
+        """Check and load a model. Raises :class:`ModelError` with a user-facing reason.
+
+        ``path``: a GGUF file, a bundled model name, or a tuned-model spec (file or name), whose base
+        is loaded with its adapters (none with ``base_only``). ``adapters``: more GGUF LoRA files,
+        applied after the spec's.
+        """
+        from medcore.lora import read_adapter
+        from medcore.modelspec import resolve
+
         options = options or LoadOptions()
         progress = progress or (lambda pct, stage: None)
-        path = Path(path).expanduser()
+        resolved = resolve(os.path.expanduser(str(path)), base_only=base_only)
+        stack = [read_adapter(p, expected_sha256=sha) for p, sha in zip(resolved.adapters, resolved.adapter_sha256,
+                                                                        strict=True)]
+        stack += [read_adapter(p) for p in adapters or []]
+        path = resolved.base
         progress(5, "reading model header")
         gguf = read_gguf_info(path)  # missing / not GGUF / truncated header
         if gguf.chat_template is None:
@@ -237,7 +260,9 @@ class TranslationEngine:
         try:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            from medcore.llamacpp_runtime import BackendError, ensure_backends, open_llama
+            from desktop.provenance import model_sha256
+            from medcore.llamacpp_runtime import BackendError, ensure_backends
+            from medcore.lora import open_llama_with_adapters
 
             runtime = ensure_backends()
         except ImportError as exc:  # pragma: no cover - packaging error
@@ -247,13 +272,15 @@ class TranslationEngine:
         self.unload()
         started = time.perf_counter()
         try:
-            llm = open_llama(
-                path, repack=options.repack, n_ctx=options.n_ctx, n_batch=options.n_batch,
+            llm = open_llama_with_adapters(
+                path, stack, hasher=model_sha256, repack=options.repack, n_ctx=options.n_ctx, n_batch=options.n_batch,
                 n_threads=options.n_threads or default_threads(), n_gpu_layers=options.n_gpu_layers,
                 verbose=False,
             )
         except BackendError as exc:
             raise EngineError(str(exc)) from None
+        except ModelError:  # adapters that do not belong to this base, with their own message
+            raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {path.name}: the file is damaged or not a supported model ({exc})") from None
         progress(90, "preparing chat template")
@@ -274,11 +301,41 @@ class TranslationEngine:
             n_layers=gguf.n_layers, n_ctx=self.n_ctx, n_vocab=llm.n_vocab(), end_of_turn=eos,
             estimated_bytes=need, load_seconds=time.perf_counter() - started, options=options,
             repack=llm.tsx_repack, buffers=llm.tsx_buffers, cpu_variant=runtime.variant,
+            source=resolved.source.resolve(), spec=resolved.spec.name if resolved.spec else None,
+            adapters=[a.provenance() for a in stack], adapters_active=bool(stack), base_sha256=llm.tsx_base_sha256,
         )
         progress(100, "ready")
         log.info("loaded %s (%s, ctx %d, CPU variant %s, repacking %s) in %.2f s", path.name, gguf.name, self.info.n_ctx,
                  runtime.variant or "built-in", "on" if llm.tsx_repack else "off", self.info.load_seconds)
         return self.info
+
+    def set_adapters_active(self, active: bool) -> None:
+        """Translate with the adapter stack (True) or with the base model alone (False); no reload."""
+        from medcore.lora import set_active
+
+        llm = self._require()
+        assert self.info is not None
+        if not self.info.adapters:
+            if active:
+                raise EngineError("this model has no adapters to switch on")
+            return
+        set_active(llm, active)
+        self.info.adapters_active = bool(active)
+
+    def runtime_provenance(self) -> dict[str, Any]:
+        """Which weights translate now: tuned model, base hash, active adapters and their data manifest."""
+        info = self.info
+        if info is None:
+            return {}
+        active = info.adapters if info.adapters_active else []
+        manifests = [a["data_manifest_sha256"] for a in active if a.get("data_manifest_sha256")]
+        return {
+            "tuned_model": info.spec,
+            "base_only": bool(info.spec or info.adapters) and not active,
+            "base_sha256": info.base_sha256,
+            "adapters": active,
+            "data_manifest_sha256": manifests[-1] if manifests else None,
+        }
 
     def _require(self) -> Any:
         if self.llm is None:
@@ -382,7 +439,8 @@ class TranslationEngine:
         _, tgt_lang = split_direction(direction)
         started = time.perf_counter()
         segments, warnings = self.plan(text, direction, max_new_tokens)
-        result = TranslationResult(source=text, translation="", direction=direction, warnings=warnings)
+        result = TranslationResult(source=text, translation="", direction=direction, warnings=warnings,
+                                   model=self.runtime_provenance())
         log.info("translating %d segment(s), %d characters, %s", len(segments), len(text), direction)
         if self.log_source_text:
             log.debug("source text: %r", text)

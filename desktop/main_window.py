@@ -7,6 +7,7 @@ dialog would stop a clinician mid-task and blocks headless tests.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -124,6 +125,10 @@ class MainWindow(QMainWindow):
         self.act_clear_glossary = QAction(self.tr("Clear glossary"), self)
         self.act_model_file = QAction(self.tr("Choose GGUF…"), self)
         self.act_model_settings = QAction(self.tr("Model settings…"), self)
+        # A tuned model's adapters off: the bundled base translates alone (for comparison). No reload.
+        self.act_base_only = QAction(self.tr("Base model only"), self, checkable=True)
+        self.act_base_only.setToolTip(self.tr("Translate with the base model, without the tuned model's adapters"))
+        self.act_base_only.setEnabled(False)
         self.act_translate = QAction(self.tr("Translate"), self)
         self.act_translate.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.act_translate.setToolTip(self.tr("Translate (Ctrl+Enter)"))
@@ -138,7 +143,7 @@ class MainWindow(QMainWindow):
             self.direction_combo.addItem(label, value)
         self.detected_label = QLabel(self)
         for item in (self.act_open, self.act_save, self.act_export, None, self.model_combo, self.act_model_file,
-                     self.act_model_settings, None, self.act_glossary, self.act_clear_glossary, None,
+                     self.act_model_settings, self.act_base_only, None, self.act_glossary, self.act_clear_glossary, None,
                      self.direction_combo, self.detected_label, None, self.act_translate, self.act_stop,
                      self.act_copy, self.act_clear):
             if item is None:
@@ -214,6 +219,8 @@ class MainWindow(QMainWindow):
         self.act_clear_glossary.triggered.connect(lambda: self.load_glossaries([]))
         self.act_model_file.triggered.connect(self._model_file_dialog)
         self.act_model_settings.triggered.connect(self._model_settings_dialog)
+        self.act_base_only.toggled.connect(self.set_base_only)
+        self.controller.worker.adaptersChanged.connect(self._on_adapters_changed)
         self.model_combo.activated.connect(self._on_model_combo)
         self.direction_combo.currentIndexChanged.connect(lambda _i: self._refresh_source_terms())
         self.source.textChanged.connect(self._highlight_timer.start)
@@ -241,7 +248,9 @@ class MainWindow(QMainWindow):
     @Slot(str, str, object, object, str)
     def _show_attention(self, source, translation, src_span, tgt_span, direction) -> None:
         if self.attention is not None and self.model_path:
-            self.attention.show_term(source, translation, src_span, tgt_span, direction, self.model_path)
+            # The attention engine reads a GGUF: a tuned model's base file (its adapters are not applied there yet).
+            model = str(self.model_info.path) if self.model_info is not None else self.model_path
+            self.attention.show_term(source, translation, src_span, tgt_span, direction, model)
 
     def _update_buttons(self) -> None:
         ready = self.model_info is not None
@@ -278,18 +287,20 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path: str) -> None:
         """Check the file's header here (instant, clear message), then load on the worker thread."""
-        path = str(Path(path).expanduser())
+        from medcore.modelspec import resolve
+
         self.model_info = None
         self._update_buttons()
-        try:
-            info = read_gguf_info(path)
+        try:  # a GGUF, a bundled model name, or a tuned-model spec (its base GGUF is checked here)
+            resolved = resolve(os.path.expanduser(str(path)))
+            info = read_gguf_info(resolved.base)
         except ModelError as exc:
             self.show_error(self.tr("Cannot use this model: %1").replace("%1", str(exc)))
             self.model_label.setText(self.tr("No model"))
             return
         self.clear_error()
-        self.model_path = str(Path(path).resolve())
-        self.model_label.setText(self.tr("Loading %1…").replace("%1", info.name))
+        self.model_path = str(resolved.source.resolve())
+        self.model_label.setText(self.tr("Loading %1…").replace("%1", resolved.spec.name if resolved.spec else info.name))
         self.progress.setRange(0, 100)
         self.controller.load(self.model_path, self.settings.load_options(self.model_path))
 
@@ -300,16 +311,52 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_loaded(self, info: ModelInfo) -> None:
-        if self.model_path != str(info.path):
+        source = info.source or info.path
+        if self.model_path != str(source):
             return  # a newer load replaced this one
         self.model_info = info
-        self.settings.set_current_model(info.path)
-        self._select_model_in_combo(str(info.path))
-        self.model_label.setText(f"{info.name} · ctx {info.n_ctx}")
-        self.model_label.setToolTip(str(info.path))
+        self.settings.set_current_model(source)
+        self._select_model_in_combo(str(source))
+        self.act_base_only.blockSignals(True)
+        self.act_base_only.setChecked(False)  # a freshly loaded tuned model translates with its adapters
+        self.act_base_only.blockSignals(False)
+        self.act_base_only.setEnabled(bool(info.adapters))
+        self._show_model_label()
         self.progress.setFormat("%p%")
         self.statusBar().showMessage(self.tr("Model loaded in %1 s").replace("%1", f"{info.load_seconds:.1f}"), 5000)
         self._update_buttons()
+
+    def _show_model_label(self) -> None:
+        info = self.model_info
+        if info is None:
+            return
+        name = info.spec or info.name
+        if info.adapters and not info.adapters_active:
+            name = self.tr("%1 (base model only)").replace("%1", name)
+        self.model_label.setText(f"{name} · ctx {info.n_ctx}")
+        tip = [str(info.source or info.path)]
+        if info.adapters:
+            tip.append(f"base {info.path}")
+            tip += [f"adapter {a['file']} (stage {a['stage']}) sha256 {a['sha256'][:16]}" for a in info.adapters]
+        self.model_label.setToolTip("\n".join(tip))
+
+    @Slot(bool)
+    def set_base_only(self, enabled: bool) -> None:
+        """Translate with the base model alone (True) or with the tuned model's adapters (False)."""
+        if self.model_info is None or not self.model_info.adapters:
+            return
+        if self.act_base_only.isChecked() != enabled:
+            self.act_base_only.setChecked(enabled)  # re-enters through toggled
+            return
+        self.controller.set_adapters_active(not enabled)
+
+    @Slot(bool)
+    def _on_adapters_changed(self, active: bool) -> None:
+        if self.model_info is not None:
+            self.model_info.adapters_active = active
+            self._show_model_label()
+            self.statusBar().showMessage(self.tr("Translating with the tuned model") if active
+                                         else self.tr("Translating with the base model only"), 5000)
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
@@ -323,7 +370,7 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def _on_hashed(self, path: str, digest: str) -> None:
         if self.model_info is not None and str(self.model_info.path) == path:
-            self.model_label.setToolTip(f"{path}\nsha256 {digest}")
+            self.model_label.setToolTip(f"{self.model_label.toolTip()}\nsha256 {digest}")
 
     def _on_model_combo(self, index: int) -> None:
         path = self.model_combo.itemData(index)
@@ -573,7 +620,7 @@ class MainWindow(QMainWindow):
         path = str(self.model_info.path)
         digest = self.controller.model_sha256.get(path) or model_sha256(path)
         provenance = build_provenance(path, self.model_info.name, self.glossary_files, self.result.direction,
-                                      self.model_info.options.to_dict(), sha256=digest)
+                                      self.model_info.options.to_dict(), sha256=digest, model=self.result.model)
         return report_payload(self.result.source, self.result.translation, self.result.direction, self.checks,
                               provenance, self.result.stats(), self.result.warnings, self.result.cancelled)
 

@@ -6,8 +6,10 @@ Each check is timed and reported as JSON on stdout (a short summary goes to stde
 1. ``environment``: interpreter, frozen bundle or not, library versions (information only);
 2. ``resources``: the data files the app reads at run time are in the installation (prompt
    contract, vendored web JavaScript, term-view script, UI translations);
-3. ``model``: the GGUF resolves (``--model`` or the bundled default), has a GGUF header and, when it
-   is one of the bundled models, its sha256 matches ``medcore.models.BUNDLED``;
+3. ``model``: the model resolves (``--model`` or the default of ``resources/models/default.yaml``:
+   a bundled model or a tuned-model spec), its GGUF has a header and, when it is one of the bundled
+   models, its sha256 matches ``medcore.models.BUNDLED``; a tuned model's adapter files are present,
+   match the spec's sha256 and were trained on this base;
 4. ``llama_backend``: llama.cpp's CPU backend is loaded the way the app loads it
    (``medcore.llamacpp_runtime``); the report names the CPU variant ggml chose for this CPU (the
    portable build ships one library per instruction-set level), the features that variant was
@@ -59,6 +61,7 @@ REQUIRED_RESOURCES = (
     ("web", "vendor", "d3-5.7.0.min.js"),
     ("web", "vendor", "jquery-2.2.4.min.js"),
     ("i18n", "tsx_medtrans_zh_CN.qm"),
+    ("models", "default.yaml"),
 )
 
 
@@ -220,35 +223,53 @@ def bundled_entry(path: Path):
 
 
 def check_model(spec: str | None, verify_hash: bool = True) -> tuple[str, dict[str, Any]]:
+    from medcore.lora import check_stack, read_adapter
     from medcore.models import (
-        APP_MODEL,
         ModelError,
         check_gguf_header,
         models_dir,
-        resolve_model,
         sha256_file,
     )
+    from medcore.modelspec import default_model, resolve
 
+    spec = spec or default_model()
     try:
-        path = resolve_model(spec, default=APP_MODEL)
+        resolved = resolve(spec)
+        path = resolved.base
         check_gguf_header(path)
+        adapters = [read_adapter(p, expected_sha256=sha) for p, sha in zip(resolved.adapters, resolved.adapter_sha256,
+                                                                          strict=True)]
     except ModelError as exc:
-        raise CheckFailed(str(exc), {"models_dir": str(models_dir()), "spec": spec or APP_MODEL}) from None
-    detail: dict[str, Any] = {"path": str(path), "size": path.stat().st_size, "models_dir": str(models_dir())}
+        raise CheckFailed(str(exc), {"models_dir": str(models_dir()), "spec": spec}) from None
+    detail: dict[str, Any] = {"path": str(path), "size": path.stat().st_size, "models_dir": str(models_dir()),
+                              "model": spec, "source": str(resolved.source)}
+    if resolved.spec is not None:
+        detail["tuned_model"] = resolved.spec.name
+        detail["adapters"] = [a.provenance() for a in adapters]
+        if adapters:  # the adapters' recorded base must be this file (hashes it; the bundled check reuses it)
+            t0 = time.perf_counter()
+            digest = sha256_file(path)
+            detail["hash_seconds"] = round(time.perf_counter() - t0, 2)
+            try:
+                check_stack(adapters, digest, path.name)
+            except ModelError as exc:
+                raise CheckFailed(str(exc), detail) from None
+            detail["sha256"] = digest
     if path.is_symlink():
         detail["links_to"] = str(path.resolve())
     model = bundled_entry(path)
     if model is None:
-        detail["sha256"] = "not checked: not one of the bundled models"
+        detail.setdefault("sha256", "not checked: not one of the bundled models")
         return "ok", detail
     detail["bundled"] = model.name
-    if not verify_hash:
+    if not verify_hash and "sha256" not in detail:
         detail["sha256"] = "not checked (--no-hash)"
         return "ok", detail
-    t0 = time.perf_counter()
-    digest = sha256_file(path)
-    detail["hash_seconds"] = round(time.perf_counter() - t0, 2)
-    detail["sha256"] = digest
+    if "sha256" not in detail:
+        t0 = time.perf_counter()
+        detail["sha256"] = sha256_file(path)
+        detail["hash_seconds"] = round(time.perf_counter() - t0, 2)
+    digest = detail["sha256"]
     if detail["size"] != model.size or digest != model.sha256:
         raise CheckFailed(
             f"{path} is damaged: size {detail['size']:,} / sha256 {digest[:16]}… but {model.name} is "
@@ -414,7 +435,8 @@ def render_page(path: Path, png: Path, timeout_ms: int) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tsx-medtrans --self-test", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="GGUF file or bundled model name (default: the app's bundled model)")
+    p.add_argument("--model", help="tuned-model spec, GGUF file or bundled model name "
+                                   "(default: resources/models/default.yaml)")
     p.add_argument("--direction", choices=tuple(SENTENCES), default="zh-en", help="direction of the test sentence")
     p.add_argument("--sentence", help="translate this instead of the built-in sentence")
     p.add_argument("--require-attention", action="store_true",
@@ -452,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def model() -> tuple[str, dict[str, Any]]:
         status, detail = check_model(args.model, verify_hash=not args.no_hash)
-        state["model_path"] = Path(detail["path"])
+        state["model_path"] = Path(detail["path"])       # the GGUF (the attention engine reads it)
+        state["model_source"] = Path(detail["source"])   # what the app loads: a spec (base + adapters) or the GGUF
         return status, detail
 
     report.run("model", model)
@@ -465,12 +488,13 @@ def main(argv: list[str] | None = None) -> int:
         engine = TranslationEngine()
 
         def load() -> dict[str, Any]:
-            info = engine.load(state["model_path"], LoadOptions(n_ctx=args.ctx, repack=not args.no_repack))
+            info = engine.load(state["model_source"], LoadOptions(n_ctx=args.ctx, repack=not args.no_repack))
             detail = {"name": info.name, "architecture": info.architecture, "layers": info.n_layers,
                       "n_ctx": info.n_ctx, "load_seconds": round(info.load_seconds, 3),
                       "estimated_ram_gb": round(info.estimated_bytes / 1024**3, 2),
                       "cpu_variant": info.cpu_variant, "repack": info.repack,
-                      "weight_buffers_mib": {k: round(v, 2) for k, v in info.buffers.items()}}
+                      "weight_buffers_mib": {k: round(v, 2) for k, v in info.buffers.items()},
+                      "tuned_model": info.spec, "adapters": [a["file"] for a in info.adapters]}
             if any(k.upper().startswith("AMX") for k in info.buffers):
                 raise CheckFailed("llama.cpp put weights in an AMX buffer (crashes on decode)", detail)
             return detail

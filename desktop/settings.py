@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 
 from desktop.engine import LoadOptions
-from medcore.models import APP_MODEL, BUNDLED, ModelError, bundled_path
+from medcore.models import BUNDLED, ModelError, bundled_path
 
 ORGANIZATION = "TSX-MedTrans"
 APPLICATION = "tsx-medtrans"
@@ -40,14 +40,15 @@ class AppSettings:
 
     # -- model selection
     def current_model(self) -> str | None:
-        """The last chosen model path; on first run the bundled app model if it is installed."""
+        """The last chosen model (GGUF or tuned-model spec file); on first run the default model
+        (``resources/models/default.yaml``) if it is installed."""
+        from medcore.modelspec import default_model_path
+
         value = self.q.value("model/current")
         if value:
             return str(value)
-        try:
-            return str(bundled_path(APP_MODEL))
-        except ModelError:
-            return None
+        path = default_model_path()
+        return str(path) if path else None
 
     def set_current_model(self, path: str | Path) -> None:
         path = str(Path(path).expanduser().resolve())
@@ -60,8 +61,14 @@ class AppSettings:
         return [str(v) for v in ([value] if isinstance(value, str) else value)]
 
     def known_models(self) -> list[tuple[str, str]]:
-        """(label, path) for the bundled models that are installed, then recently used files."""
+        """(label, path) for the tuned models and bundled models that are installed, then recently used files."""
+        from medcore.modelspec import list_specs
+
         out, seen = [], set()
+        for spec in list_specs():
+            if not spec.missing():
+                out.append((f"{spec.name} (tuned)", str(spec.path)))
+                seen.add(str(spec.path))
         for name in BUNDLED:
             try:
                 path = str(bundled_path(name))

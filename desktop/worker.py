@@ -32,6 +32,7 @@ class EngineWorker(QObject):
     segmentDone = Signal(int, object)  # request id, SegmentResult
     finished = Signal(int, object)  # request id, TranslationResult
     failed = Signal(int, str)  # request id, message
+    adaptersChanged = Signal(bool)  # the tuned model's adapters are now active (True) or off (False)
 
     def __init__(self, engine: TranslationEngine):
         super().__init__()
@@ -47,6 +48,16 @@ class EngineWorker(QObject):
             self.loadFailed.emit(describe_exception(exc))
             return
         self.loaded.emit(info)
+
+    @Slot(bool)
+    def set_adapters_active(self, active: bool) -> None:
+        """Queued behind any running translation, so a translation never changes weights halfway."""
+        try:
+            self.engine.set_adapters_active(active)
+        except Exception as exc:  # report the state the engine is really in
+            log.warning("could not switch the adapters: %s", describe_exception(exc))
+        info = self.engine.info
+        self.adaptersChanged.emit(bool(info is not None and info.adapters_active))
 
     @Slot(int, str, str, object, object)
     def translate(self, request_id: int, text: str, direction: str, cancel: threading.Event,
@@ -72,6 +83,7 @@ class EngineController(QObject):
 
     _loadRequested = Signal(str, object)
     _translateRequested = Signal(int, str, str, object, object)
+    _adaptersRequested = Signal(bool)
     hashed = Signal(str, str)  # model path, sha256 (computed off the GUI thread after a load)
 
     def __init__(self, log_source_text: bool = False, parent: QObject | None = None):
@@ -83,6 +95,7 @@ class EngineController(QObject):
         self.worker.moveToThread(self.thread)
         self._loadRequested.connect(self.worker.load)
         self._translateRequested.connect(self.worker.translate)
+        self._adaptersRequested.connect(self.worker.set_adapters_active)
         self.worker.loaded.connect(self._on_loaded)
         self._cancel = threading.Event()
         self._next_id = 0
@@ -114,6 +127,10 @@ class EngineController(QObject):
 
     def stop(self) -> None:
         self._cancel.set()
+
+    def set_adapters_active(self, active: bool) -> None:
+        """Tuned model's adapters on (True) or off: the base model alone translates (worker emits adaptersChanged)."""
+        self._adaptersRequested.emit(bool(active))
 
     def is_current(self, request_id: int) -> bool:
         return request_id == self._next_id

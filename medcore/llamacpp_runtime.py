@@ -309,6 +309,10 @@ def runtime_info() -> dict[str, Any]:
 # --- model loading -----------------------------------------------------------------------------------
 
 _tls = threading.local()
+# "lora for 'blk.4.ffn_down.weight' cannot use buft 'CPU_REPACK', fallback to CPU": a LoRA's own small
+# tensors cannot live in the repacked layout of the weight they adapt, so they go to a plain CPU
+# buffer. Said once per adapted repacked weight on every load with runtime adapters; harmless.
+_EXPECTED_WARNING = re.compile(rb"lora for '[^']*' cannot use buft '[^']*', fallback to CPU")
 _patched = False
 # load_tensors lines of the last model opened on each thread: "CPU_REPACK model buffer size = 84.94 MiB"
 _BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([0-9.]+) MiB")
@@ -342,6 +346,8 @@ def _install_hooks() -> None:
             lines = getattr(_tls, "log_lines", None)
             if lines is not None and text:
                 lines.append(text.decode("utf-8", errors="replace"))
+            if level == 3 and text and _EXPECTED_WARNING.search(text):
+                return  # expected for every runtime LoRA on a repacked weight (medcore.lora): not news
             if level in (3, 4) or not getattr(_tls, "quiet", False):  # GGML_LOG_LEVEL_WARN, _ERROR always
                 forward(level, text, user_data)
 

@@ -359,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--attention", action="store_true", help="also build the attention component (~1 GB)")
     p.add_argument("--no-model", action="store_true", help="do not build the model package")
-    p.add_argument("--model", default="qwen2.5-coder-1.5b", help="bundled model for the model package")
+    p.add_argument("--model", default=None,
+                   help="bundled model for the model package (default: the base of resources/models/default.yaml)")
     p.add_argument("--skip-pyinstaller", action="store_true", help="reuse build/pyinstaller/dist (packaging only)")
     p.add_argument("--compression", default="gzip", choices=("xz", "gzip", "zstd", "none"),
                    help="compression of the app and attention packages (gzip: default; xz: smaller but it did not finish in 17 min on a loaded 2-core machine)")
@@ -389,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         packages["app"] = build_app_deb(version, info["depends"], args.compression)
     if not args.no_model:
         with timer.step("deb-model"):
-            packages["model"] = build_model_deb(version, args.model)
+            from medcore.modelspec import default_base_name
+
+            packages["model"] = build_model_deb(version, args.model or default_base_name())
     if args.attention:
         with timer.step("attention-overlay"):
             overlay = build_attention_overlay(args.python)

@@ -48,7 +48,7 @@ ENTRY = ROOT / "packaging" / "entry.py"
 RUNTIME_HOOK = ROOT / "packaging" / "rthook_tsx.py"
 
 # resources/ sub-folders the app reads at run time (trainer configs and converter probes are not).
-RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples")
+RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples", "models")  # models: tuned-model specs + adapters
 RESOURCE_SKIP_SUFFIXES = (".ts", ".pyc")  # Qt Linguist sources: the .qm files are what loads
 
 HIDDEN_IMPORTS = [
@@ -57,7 +57,7 @@ HIDDEN_IMPORTS = [
     "desktop.attention.cli", "desktop.attention.dock", "desktop.attention.view",
     "desktop.attention.session", "desktop.attention.page", "desktop.attention.alignment",
     "desktop.attention.engine", "desktop.attention.tokens", "desktop.attention.worker",
-    "tsx_firstrun", "medcore.llamacpp_runtime",
+    "tsx_firstrun", "medcore.llamacpp_runtime", "medcore.lora", "medcore.modelspec",
     "llama_cpp", "llama_cpp.llama_chat_format", "jinja2",
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtSvg",
 ]

@@ -47,6 +47,11 @@ ZH = {
     "Weight repacking (faster; turn off if llama.cpp crashes on this CPU)": "权重重排（更快；若 llama.cpp 在此 CPU 上崩溃请关闭）",
     "Turned off by the environment variable TSX_NO_REPACK": "已被环境变量 TSX_NO_REPACK 关闭",
     "CPU threads": "CPU 线程数", "Context size (tokens)": "上下文长度（词元）", "GPU layers": "GPU 层数",
+    "Base model only": "仅用基础模型",
+    "Translate with the base model, without the tuned model's adapters": "用基础模型翻译，不加载微调模型的适配器",
+    "%1 (base model only)": "%1（仅基础模型）",
+    "Translating with the tuned model": "正在使用微调模型翻译",
+    "Translating with the base model only": "正在仅使用基础模型翻译",
 }
 
 

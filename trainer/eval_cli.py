@@ -84,15 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_comet_args(s)
 
     r = sub.add_parser("run", help="translate a test set with one model and score it")
-    r.add_argument("--model", required=True, help="GGUF file, HF directory or bundled model name")
-    r.add_argument("--adapters", nargs="*", default=[], help="stage adapter dirs in training order (transformers)")
+    r.add_argument("--model", required=True, help="GGUF file, HF directory, bundled model name, or (llama.cpp) a "
+                                                "tuned-model spec")
+    r.add_argument("--adapters", nargs="*", default=[], help="stage adapters in training order: PEFT dirs (transformers) or GGUF LoRA files "
+                        "applied at run time (llama.cpp, from `tsx-convert lora`)")
     r.add_argument("--name", default="system", help="system name in the outputs")
     _add_run_args(r)
 
     a = sub.add_parser("ablation", help="base | +stage1 | +stage1+2 on one test set: table + chart")
     a.add_argument("--base", required=True, help="base model (transformers: GGUF/HF dir; llama.cpp: base GGUF)")
-    a.add_argument("--stage1", help="transformers: stage-1 adapter dir; llama.cpp: GGUF of base+stage1")
-    a.add_argument("--stage2", help="transformers: stage-2 adapter dir; llama.cpp: GGUF of base+stage1+2")
+    a.add_argument("--stage1", help="transformers: stage-1 adapter dir; llama.cpp: stage-1 GGUF LoRA (runtime) or GGUF of base+stage1")
+    a.add_argument("--stage2", help="transformers: stage-2 adapter dir; llama.cpp: stage-2 GGUF LoRA (runtime) or GGUF of base+stage1+2")
     a.add_argument("--bootstrap", type=int, default=1000, help="paired-bootstrap resamples")
     _add_run_args(a)
     return parser

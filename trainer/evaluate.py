@@ -361,9 +361,16 @@ class SystemSpec:
 
 
 def ablation_systems(backend: str, base: str, stage1: str | None, stage2: str | None) -> list[SystemSpec]:
-    """The systems of the ablation. transformers: one base plus adapter stacks; llama.cpp: one GGUF each."""
+    """The systems of the ablation. transformers: one base plus adapter stacks; llama.cpp: the base GGUF
+    plus GGUF LoRA stacks applied at run time (``tsx-convert lora`` files), or one merged GGUF each."""
     if stage2 and not stage1:
         raise ValueError("--stage2 needs --stage1 (stage 2 was trained on top of stage 1)")
+    if backend == "llamacpp" and stage1 and _is_runtime_lora(stage1):
+        if stage2 and not _is_runtime_lora(stage2):
+            raise ValueError(f"--stage1 is a GGUF LoRA but --stage2 ({stage2}) is not: give both as `tsx-convert lora` files")
+        systems = [SystemSpec("base", base), SystemSpec("+stage1", base, [stage1])]
+        systems += [SystemSpec("+stage1+2", base, [stage1, stage2])] if stage2 else []
+        return systems
     if backend == "llamacpp":
         systems = [SystemSpec("base", base)]
         systems += [SystemSpec("+stage1", stage1)] if stage1 else []
@@ -376,6 +383,17 @@ def ablation_systems(backend: str, base: str, stage1: str | None, stage2: str | 
     if stage2:
         systems.append(SystemSpec("+stage1+2", base, [stage1, stage2]))
     return systems
+
+
+def _is_runtime_lora(path: str) -> bool:
+    """A GGUF LoRA with its tsx-lora sidecar (``tsx-convert lora``), as opposed to a merged model GGUF."""
+    from medcore.lora import KIND, sidecar_path
+
+    side = sidecar_path(path)
+    try:
+        return Path(path).is_file() and json.loads(side.read_text(encoding="utf-8")).get("kind") == KIND
+    except (OSError, ValueError):
+        return False
 
 
 def check_stack(base: str, stage1: str | None, stage2: str | None) -> list[str]:

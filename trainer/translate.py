@@ -3,8 +3,8 @@
 - :class:`TransformersTranslator`: an HF directory or a GGUF base (dequantised once, see
   :mod:`trainer.modeling`), optionally with the stage adapters applied; prompts rendered with
   :func:`medcore.prompt.render_prompt_ids`; greedy ``generate`` in left-padded batches.
-- :class:`LlamaCppTranslator`: a GGUF file through llama-cpp-python's ``create_chat_completion`` with
-  the contract's messages (the app's path), temperature 0, one segment at a time.
+- :class:`LlamaCppTranslator`: a GGUF file (or a tuned model: base GGUF + runtime LoRA adapters)
+  through the desktop app's own engine (``desktop.engine.TranslationEngine``), one segment at a time.
 
 Both decode greedily, stop at the chat template's end of turn, and cap the output length from the
 source length (:func:`output_budget`) without ever exceeding the model's context.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from medcore.models import sha256_file
-from medcore.prompt import end_of_turn_id, load_contract, render_prompt_ids, split_direction
+from medcore.prompt import end_of_turn_id, render_prompt_ids, split_direction
 
 log = logging.getLogger(__name__)
 
@@ -192,93 +192,82 @@ class TransformersTranslator(Translator):
 
 
 class LlamaCppTranslator(Translator):
-    """Greedy translation of a GGUF file with llama.cpp, through the chat template inside the GGUF."""
+    """Greedy translation of a GGUF with llama.cpp, through the desktop app's own engine.
+
+    The model is loaded and run by :class:`desktop.engine.TranslationEngine` (Qt-free, no torch),
+    exactly as ``tsx-medtrans`` runs it: the GGUF's chat template, the source normalised, split into
+    sentences that fit the context, the app's output budget, the runtime LoRA stack of a tuned model
+    (:mod:`medcore.lora`). So a score of this backend is a score of what users get.
+
+    ``gguf``: a GGUF file, bundled model name or tuned-model spec; ``adapters``: GGUF LoRA files
+    applied at run time after the spec's; ``base_only``: a tuned model's base without its adapters.
+    """
 
     backend = "llamacpp"
 
     def __init__(self, gguf: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
-                 max_new_cap: int = BUDGET_MAX, verbose: bool = False):
+                 max_new_cap: int = BUDGET_MAX, verbose: bool = False,
+                 adapters: Sequence[str | os.PathLike[str]] = (), base_only: bool = False):
         try:
             import llama_cpp  # noqa: F401
         except ImportError as exc:
             raise RuntimeError(f"llama-cpp-python is not installed ({exc}); pip install 'tsx-medtrans[desktop]'") from None
-        from medcore.llamacpp_runtime import open_llama
-        from medcore.models import check_gguf_header, resolve_model
+        from desktop.engine import LoadOptions, TranslationEngine
+        from medcore.models import SMALL_MODEL
+        from medcore.modelspec import resolve
 
-        self.path = resolve_model(str(gguf), default="qwen2.5-coder-0.5b")
-        check_gguf_header(self.path)
+        model = str(gguf) if str(gguf) else SMALL_MODEL
+        resolve(model, base_only=base_only)  # fails early, with the resolver's message, for an unknown model
         self.max_new_cap = max_new_cap
-        self.llm = open_llama(self.path, n_ctx=n_ctx, n_threads=n_threads, verbose=verbose, seed=0)
-        self.context = int(self.llm.n_ctx())
-        self._overhead: int | None = None
+        self.engine = TranslationEngine()
+        self.info = self.engine.load(model, LoadOptions(n_ctx=n_ctx, n_threads=n_threads), base_only=base_only,
+                                     adapters=[str(a) for a in adapters])
+        self.path = self.info.path
+        self.context = int(self.info.n_ctx)
+
+    @property
+    def llm(self):
+        return self.engine.llm
 
     def describe(self) -> dict:
-        from medcore.models import sha256_file
+        from desktop.provenance import model_sha256
 
-        return {"backend": self.backend, "gguf": str(self.path), "sha256": sha256_file(self.path),
-                "context": self.context, "batch_size": 1}
-
-    def _tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-    def _prompt_tokens(self, messages: list[dict[str, str]]) -> int:
-        """Prompt length: message contents plus the template's fixed tokens (measured once)."""
-        content = sum(self._tokens(m["content"]) for m in messages)
-        if self._overhead is None:
-            self._overhead = self._template_overhead(messages, content)
-        return content + self._overhead
-
-    def _template_overhead(self, messages: list[dict[str, str]], content: int) -> int:
-        template = (self.llm.metadata or {}).get("tokenizer.chat_template")
-        if template:
-            try:
-                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-                formatter = Jinja2ChatFormatter(template=template, eos_token="", bos_token="")
-                text = formatter(messages=messages).prompt
-                return max(0, len(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)) - content)
-            except Exception as exc:  # an exotic template: fall back to a generous estimate
-                log.debug("could not render the GGUF chat template: %s", exc)
-        return 32
+        info = self.info
+        runtime = self.engine.runtime_provenance()
+        return {"backend": self.backend, "gguf": str(self.path), "sha256": info.base_sha256 or model_sha256(self.path),
+                "tuned_model": info.spec, "base_only": runtime.get("base_only", False),
+                "adapters": runtime.get("adapters", []), "data_manifest_sha256": runtime.get("data_manifest_sha256"),
+                "context": self.context, "batch_size": 1, "engine": "desktop.engine.TranslationEngine"}
 
     def translate(self, items: Sequence[tuple[str, str]], progress: bool = False,
                   desc: str = "translating") -> list[Translation]:
-        contract = load_contract()
+        from desktop.engine import EngineError
+
         results = []
         bar = _progress(len(items), progress, desc)
         for source, direction in items:
-            messages = contract.messages(source, direction)
-            prompt = self._prompt_tokens(messages)
-            budget = output_budget(self._tokens(source), prompt, self.context, cap=self.max_new_cap)
+            split_direction(direction)
             began = time.perf_counter()
-            if budget <= 0:
-                results.append(Translation("", 0.0, 0, 0, False,
-                                           f"prompt of ~{prompt} tokens leaves no room in a {self.context}-token context"))
-                bar.update(1)
-                continue
             try:
-                out = self.llm.create_chat_completion(
-                    messages=messages, temperature=0.0, top_k=1, top_p=1.0, min_p=0.0,
-                    repeat_penalty=1.0, max_tokens=budget, seed=0,
-                )
-            except ValueError as exc:  # llama.cpp refuses prompts longer than the context
-                results.append(Translation("", time.perf_counter() - began, 0, budget, False, str(exc)))
+                out = self.engine.translate(source, direction, max_new_tokens=self.max_new_cap)
+            except EngineError as exc:  # not even a short piece fits the context
+                results.append(Translation("", time.perf_counter() - began, 0, 0, False, str(exc)))
                 bar.update(1)
                 continue
-            choice = out["choices"][0]
-            usage = out.get("usage") or {}
+            segments = out.segments
             results.append(Translation(
-                (choice["message"]["content"] or "").strip(), time.perf_counter() - began,
-                int(usage.get("completion_tokens", 0)), budget, choice.get("finish_reason") == "stop",
+                out.translation, time.perf_counter() - began, out.generated_tokens,
+                sum(seg.max_tokens for seg in segments),
+                bool(segments) and all(seg.finish_reason == "stop" for seg in segments),
             ))
             bar.update(1)
         bar.close()
         return results
 
     def close(self) -> None:
-        llm, self.llm = getattr(self, "llm", None), None
-        if llm is not None and hasattr(llm, "close"):
-            llm.close()
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.unload()
 
 
 def make_translator(backend: str, model: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (),
@@ -287,8 +276,9 @@ def make_translator(backend: str, model: str | os.PathLike[str], adapters: Seque
     if backend == "transformers":
         return TransformersTranslator(model, adapters, batch_size=batch_size, **kwargs)
     if backend == "llamacpp":
-        if adapters:
-            raise ValueError("the llama.cpp backend takes a merged GGUF per system, not adapter directories "
-                             "(export each stage with the converter first)")
-        return LlamaCppTranslator(model, n_ctx=n_ctx, **kwargs)
+        peft = [str(a) for a in adapters if Path(a).is_dir()]
+        if peft:
+            raise ValueError(f"the llama.cpp backend applies GGUF LoRA adapters at run time, not PEFT directories "
+                             f"({', '.join(peft)}): convert them with `tsx-convert lora` first")
+        return LlamaCppTranslator(model, n_ctx=n_ctx, adapters=adapters, **kwargs)
     raise ValueError(f"unknown backend {backend!r} (expected 'transformers' or 'llamacpp')")
