@@ -13,7 +13,6 @@ non-weight files (config.json, tokenizer files) are copied from a local cache ma
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
@@ -21,6 +20,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from medcore.models import sha256_file  # noqa: E402
 
 # GGUF tensor name -> HF name (llama.cpp's TensorNameMap, reduced to the Qwen2/Llama decoder).
 _GLOBAL = {
@@ -71,14 +73,6 @@ def dequantised_tensors(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("gguf", type=Path)
@@ -113,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (tmp / "config.json").exists():
         raise SystemExit(f"{args.meta_from} has no config.json")
     save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    (tmp / "tsx_source.json").write_text(json.dumps({"gguf": str(args.gguf), "sha256": sha256(args.gguf)}, indent=2))
+    (tmp / "tsx_source.json").write_text(json.dumps({"gguf": str(args.gguf), "sha256": sha256_file(args.gguf)}, indent=2))
     shutil.rmtree(args.out, ignore_errors=True)
     tmp.rename(args.out)
     print(f"wrote {args.out} ({len(tensors)} tensors)")

@@ -49,10 +49,9 @@ def assemble(store: Path, models: Path, log: Path) -> Path:
         for part in parts:
             with open(part, "rb") as fh:
                 shutil.copyfileobj(fh, out, 1 << 24)
-    sys.path.insert(0, str(REPO / "scripts" / "gpu"))
-    from dequant_gguf import sha256
+    from medcore.models import sha256_file
 
-    digest = sha256(target.with_suffix(".tmp"))
+    digest = sha256_file(target.with_suffix(".tmp"))
     if digest != spec.sha256:
         raise SystemExit(f"assembled {len(parts)} parts: sha256 {digest} != {spec.sha256}")
     target.with_suffix(".tmp").rename(target)
