@@ -119,25 +119,34 @@ def script_env(src: Path) -> dict[str, str]:
     return env
 
 
-def run_convert(model_dir: Path, outfile: Path, outtype: str, src: Path | None = None) -> float:
-    """Run llama.cpp's ``convert_hf_to_gguf.py`` on ``model_dir``; returns seconds taken."""
+def run_script(script: str, args: list[str], outfile: Path, what: str, name: str, src: Path | None = None) -> float:
+    """Run one of llama.cpp's conversion scripts from the sdist with its own gguf-py; returns seconds.
+
+    ``what`` names the thing converted in errors, ``name`` the converter ("converter", "LoRA converter").
+    """
     import time
 
-    if outtype not in CONVERT_TYPES:
-        raise ConvertError(f"llama.cpp's converter writes {', '.join(CONVERT_TYPES)}, not {outtype}")
     src = src or converter_dir()
-    env = script_env(src)
-    cmd = [sys.executable, str(src / "convert_hf_to_gguf.py"), str(model_dir), "--outfile", str(outfile),
-           "--outtype", outtype]
+    path = src / script
+    if not path.exists():
+        raise ConvertError(f"{src} has no {script}")
     start = time.perf_counter()
     # It dies with us (process group + parent-death signal): a killed export leaves no orphan writing.
-    proc = childproc.run(cmd, env=env)
+    proc = childproc.run([sys.executable, str(path), *args], env=script_env(src))
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-        raise ConvertError(f"llama.cpp's converter failed on {model_dir}:\n{tail}")
+        raise ConvertError(f"llama.cpp's {name} failed on {what}:\n{tail}")
     if not outfile.exists() or outfile.stat().st_size == 0:
-        raise ConvertError(f"llama.cpp's converter reported success but wrote nothing to {outfile}")
+        raise ConvertError(f"llama.cpp's {name} reported success but wrote nothing to {outfile}")
     return time.perf_counter() - start
+
+
+def run_convert(model_dir: Path, outfile: Path, outtype: str, src: Path | None = None) -> float:
+    """Run llama.cpp's ``convert_hf_to_gguf.py`` on ``model_dir``; returns seconds taken."""
+    if outtype not in CONVERT_TYPES:
+        raise ConvertError(f"llama.cpp's converter writes {', '.join(CONVERT_TYPES)}, not {outtype}")
+    return run_script("convert_hf_to_gguf.py", [str(model_dir), "--outfile", str(outfile), "--outtype", outtype],
+                      outfile, str(model_dir), "converter", src)
 
 
 def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None) -> float:

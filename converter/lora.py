@@ -18,9 +18,7 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,25 +101,13 @@ def output_path(out: Path, adapter: Path, meta: dict[str, Any], single: bool) ->
 
 def run_convert_lora(adapter: Path, base_dir: Path, outfile: Path, outtype: str, src: Path | None = None) -> float:
     """Run llama.cpp's ``convert_lora_to_gguf.py``; returns seconds taken."""
-    from converter.llamacpp import converter_dir, script_env
-    from medcore import childproc
+    from converter.llamacpp import run_script
 
     if outtype not in OUTTYPES:
         raise ConvertError(f"llama.cpp's LoRA converter writes {', '.join(OUTTYPES)}, not {outtype}")
-    src = src or converter_dir()
-    script = src / "convert_lora_to_gguf.py"
-    if not script.exists():
-        raise ConvertError(f"{src} has no convert_lora_to_gguf.py")
-    cmd = [sys.executable, str(script), "--base", str(base_dir), "--outfile", str(outfile), "--outtype", outtype,
-           str(adapter)]
-    start = time.perf_counter()
-    proc = childproc.run(cmd, env=script_env(src))  # dies with us: no orphan writing a half file
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-        raise ConvertError(f"llama.cpp's LoRA converter failed on {adapter}:\n{tail}")
-    if not outfile.exists() or outfile.stat().st_size == 0:
-        raise ConvertError(f"llama.cpp's LoRA converter reported success but wrote nothing to {outfile}")
-    return time.perf_counter() - start
+    return run_script("convert_lora_to_gguf.py",
+                      ["--base", str(base_dir), "--outfile", str(outfile), "--outtype", outtype, str(adapter)],
+                      outfile, str(adapter), "LoRA converter", src)
 
 
 def export_lora(adapter: str | os.PathLike[str], out: str | os.PathLike[str], base: str | os.PathLike[str] | None = None,
