@@ -32,6 +32,8 @@ def _add_translate(subparsers) -> None:
     p.add_argument("-d", "--direction", default="auto", choices=("auto", *DIRECTIONS))
     p.add_argument("-g", "--glossary", action="append", default=[], type=Path,
                    help="term list (TSV/CSV/XLSX/JSONL as the trainer reads them); repeat for several")
+    p.add_argument("--no-term-block", action="store_true",
+                   help="check the glossary's terms but do not put them into the prompt as required translations")
     p.add_argument("--json", action="store_true", help="write JSON with the term report and provenance")
     p.add_argument("--ctx", type=int, default=2048, help="context size in tokens (default 2048)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
@@ -82,6 +84,7 @@ def cmd_translate(args) -> int:
         options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
                               repack=not args.no_repack)
         info = engine.load(args.model or default_model(), options, base_only=args.base_only, adapters=args.lora)
+        engine.set_term_glossary(None if args.no_term_block else glossary)
         stream = args.output is None and not args.json
         result = engine.translate(
             text, args.direction, max_new_tokens=args.max_tokens,

@@ -9,6 +9,9 @@ What it guarantees:
   budget would not fit the context is split further (clauses, then halves) and that is reported;
   if even a short piece cannot fit, :class:`ContextLimitError` says so. Nothing is cut silently,
   and a segment that runs out of output budget is reported as ``finish_reason == "length"``;
+- with a glossary set (:meth:`TranslationEngine.set_term_glossary`), the glossary terms found in a
+  segment go into its prompt as required translations (the contract's term block, which stage-2
+  training teaches the tuned model to honour); without one the prompt is the plain contract;
 - a cancel flag (``threading.Event``) is checked after every generated token;
 - the source text reaches the log only at DEBUG level and only with ``log_source_text=True``;
 - a tuned model (``medcore.modelspec``: a bundled base plus GGUF LoRA adapters) is loaded as the
@@ -34,7 +37,9 @@ from typing import Any
 from desktop.gguf_meta import GGUFInfo, read_gguf_info
 from desktop.segment import Segment, separator_after, split_clauses, split_in_half, split_sentences
 from medcore.models import ModelError
-from medcore.prompt import auto_direction, load_contract, split_direction
+from medcore.prompt import TermPair, auto_direction, load_contract, split_direction
+from medcore.term_block import block_terms
+from medcore.terms import Glossary
 from medcore.textnorm import normalize
 
 log = logging.getLogger("tsx_medtrans.engine")
@@ -213,6 +218,8 @@ class TranslationEngine:
         self.gguf: GGUFInfo | None = None
         self._formatter: Any = None
         self.n_ctx = 0
+        # Glossary whose matching terms go into the prompt's term block (None: plain prompts).
+        self.term_glossary: Glossary | None = None
 
     # ------------------------------------------------------------------ loading
     @property
@@ -335,6 +342,7 @@ class TranslationEngine:
             "base_sha256": info.base_sha256,
             "adapters": active,
             "data_manifest_sha256": manifests[-1] if manifests else None,
+            "term_block": self.term_glossary is not None,
         }
 
     def _require(self) -> Any:
@@ -343,10 +351,20 @@ class TranslationEngine:
         return self.llm
 
     # ------------------------------------------------------------------ prompt and context
-    @staticmethod
-    def messages(source: str, direction: str) -> list[dict[str, str]]:
+    def set_term_glossary(self, glossary: Glossary | None) -> None:
+        """Put this glossary's terms into every prompt's term block from now on (None: plain prompts)."""
+        self.term_glossary = glossary if glossary is not None and len(glossary) else None
+
+    def prompt_terms(self, source: str, direction: str) -> list[TermPair]:
+        """The (term, required translation) pairs the prompt for ``source`` carries."""
         src_lang, _ = split_direction(direction)
-        return load_contract().messages(normalize(source, src_lang), direction)
+        return block_terms(self.term_glossary, normalize(source, src_lang), direction)
+
+    def messages(self, source: str, direction: str) -> list[dict[str, str]]:
+        """The prompt contract's messages for ``source``, with the term block when a glossary is set."""
+        src_lang, _ = split_direction(direction)
+        text = normalize(source, src_lang)
+        return load_contract().messages(text, direction, block_terms(self.term_glossary, text, direction))
 
     def prompt_token_ids(self, source: str, direction: str) -> list[int]:
         """The exact token ids llama.cpp evaluates for this source (as its chat handler renders it)."""

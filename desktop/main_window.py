@@ -129,6 +129,11 @@ class MainWindow(QMainWindow):
         self.act_base_only = QAction(self.tr("Base model only"), self, checkable=True)
         self.act_base_only.setToolTip(self.tr("Translate with the base model, without the tuned model's adapters"))
         self.act_base_only.setEnabled(False)
+        # The glossary's terms in the prompt as required translations (the contract's term block).
+        self.act_term_block = QAction(self.tr("Require glossary terms"), self, checkable=True)
+        self.act_term_block.setToolTip(self.tr("Give the model the loaded glossary's translations of the terms "
+                                               "in each sentence as required translations"))
+        self.act_term_block.setChecked(self.settings.term_block())
         self.act_translate = QAction(self.tr("Translate"), self)
         self.act_translate.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.act_translate.setToolTip(self.tr("Translate (Ctrl+Enter)"))
@@ -143,7 +148,7 @@ class MainWindow(QMainWindow):
             self.direction_combo.addItem(label, value)
         self.detected_label = QLabel(self)
         for item in (self.act_open, self.act_save, self.act_export, None, self.model_combo, self.act_model_file,
-                     self.act_model_settings, self.act_base_only, None, self.act_glossary, self.act_clear_glossary, None,
+                     self.act_model_settings, self.act_base_only, None, self.act_glossary, self.act_clear_glossary, self.act_term_block, None,
                      self.direction_combo, self.detected_label, None, self.act_translate, self.act_stop,
                      self.act_copy, self.act_clear):
             if item is None:
@@ -220,6 +225,7 @@ class MainWindow(QMainWindow):
         self.act_model_file.triggered.connect(self._model_file_dialog)
         self.act_model_settings.triggered.connect(self._model_settings_dialog)
         self.act_base_only.toggled.connect(self.set_base_only)
+        self.act_term_block.toggled.connect(self.set_term_block)
         self.controller.worker.adaptersChanged.connect(self._on_adapters_changed)
         self.model_combo.activated.connect(self._on_model_combo)
         self.direction_combo.currentIndexChanged.connect(lambda _i: self._refresh_source_terms())
@@ -404,8 +410,17 @@ class MainWindow(QMainWindow):
         self.glossary_files = [str(p) for p in paths]
         self.settings.set_glossaries(self.glossary_files)
         self.panel.set_glossary_files([Path(p).name for p in paths], len(glossary) if glossary else 0)
+        self._send_term_glossary()
         self._refresh_terms()
         return True
+
+    def set_term_block(self, enabled: bool) -> None:
+        """Glossary terms in the prompt on or off; applies from the next translation."""
+        self.settings.set_term_block(enabled)
+        self._send_term_glossary()
+
+    def _send_term_glossary(self) -> None:
+        self.controller.set_term_glossary(self.glossary if self.act_term_block.isChecked() else None)
 
     def _glossary_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Load term lists"), "",

@@ -118,6 +118,13 @@ class AppSettings:
     def set_glossaries(self, paths: list[str]) -> None:
         self.q.setValue("glossary/files", list(paths))
 
+    def term_block(self) -> bool:
+        """Loaded glossaries' terms go into the prompt as required translations (on unless turned off)."""
+        return str(self.q.value("glossary/term_block", "true")).lower() not in ("0", "false", "no", "off")
+
+    def set_term_block(self, enabled: bool) -> None:
+        self.q.setValue("glossary/term_block", bool(enabled))
+
     def log_source_text(self) -> bool:
         """Off unless the user turns it on: patient text stays out of log files."""
         return str(self.q.value("privacy/log_source_text", "false")).lower() in ("1", "true", "yes")

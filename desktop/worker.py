@@ -59,6 +59,11 @@ class EngineWorker(QObject):
         info = self.engine.info
         self.adaptersChanged.emit(bool(info is not None and info.adapters_active))
 
+    @Slot(object)
+    def set_term_glossary(self, glossary: object) -> None:
+        """Queued like a translation, so a running translation keeps the prompts it started with."""
+        self.engine.set_term_glossary(glossary)  # type: ignore[arg-type]
+
     @Slot(int, str, str, object, object)
     def translate(self, request_id: int, text: str, direction: str, cancel: threading.Event,
                   max_new_tokens: int | None) -> None:
@@ -84,6 +89,7 @@ class EngineController(QObject):
     _loadRequested = Signal(str, object)
     _translateRequested = Signal(int, str, str, object, object)
     _adaptersRequested = Signal(bool)
+    _termGlossaryRequested = Signal(object)
     hashed = Signal(str, str)  # model path, sha256 (computed off the GUI thread after a load)
 
     def __init__(self, log_source_text: bool = False, parent: QObject | None = None):
@@ -96,6 +102,7 @@ class EngineController(QObject):
         self._loadRequested.connect(self.worker.load)
         self._translateRequested.connect(self.worker.translate)
         self._adaptersRequested.connect(self.worker.set_adapters_active)
+        self._termGlossaryRequested.connect(self.worker.set_term_glossary)
         self.worker.loaded.connect(self._on_loaded)
         self._cancel = threading.Event()
         self._next_id = 0
@@ -131,6 +138,10 @@ class EngineController(QObject):
     def set_adapters_active(self, active: bool) -> None:
         """Tuned model's adapters on (True) or off: the base model alone translates (worker emits adaptersChanged)."""
         self._adaptersRequested.emit(bool(active))
+
+    def set_term_glossary(self, glossary: object) -> None:
+        """The glossary (a ``medcore.terms.Glossary``) whose terms later prompts require; None: plain prompts."""
+        self._termGlossaryRequested.emit(glossary)
 
     def is_current(self, request_id: int) -> bool:
         return request_id == self._next_id

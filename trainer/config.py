@@ -49,6 +49,7 @@ class StageConfig:
     precision: str = "auto"
     device: str = "auto"
     seed: int = 42
+    term_block_share: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,6 +66,10 @@ class StageConfig:
             problems.append(f"lr_schedule must be cosine, linear or constant, not {self.lr_schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             problems.append(f"precision must be auto, bf16 or fp32, not {self.precision!r}")
+        if not 0 <= self.term_block_share <= 1:
+            problems.append(f"term_block_share must be in [0, 1], not {self.term_block_share}")
+        if self.term_block_share and self.kind != "sentences":
+            problems.append("term_block_share applies to sentence stages only (kind: sentences)")
         if self.lora.r < 1 or not self.lora.target_modules:
             problems.append("lora.r must be >= 1 and lora.target_modules non-empty")
         if problems:

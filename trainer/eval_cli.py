@@ -54,6 +54,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kinds", nargs="+", choices=("term", "sentence"), help="only these kinds")
     p.add_argument("--glossary", help="term file for term accuracy in sentences "
                                       "(default: glossary.tsv beside the prepared test set)")
+    p.add_argument("--term-block", action="store_true",
+                   help="put the glossary's terms found in each source into the prompt as required translations "
+                        "(the prompt contract's term block, as the app does with a glossary loaded); sentences only")
     p.add_argument("--batch-size", type=int, default=8, help="transformers batch size (llama.cpp: one at a time)")
     p.add_argument("--n-ctx", type=int, default=4096, help="llama.cpp context size")
     p.add_argument("--max-new-tokens", type=int, default=1024,
@@ -193,6 +196,18 @@ def _set_threads(args: argparse.Namespace) -> dict:
     return {"n_threads": args.threads}
 
 
+def _term_block_kwargs(args: argparse.Namespace, glossary) -> dict:
+    """The translator's term glossary for --term-block (sentences only: a term record's block would hold its answer)."""
+    if not args.term_block:
+        return {}
+    if glossary is None:
+        raise ValueError("--term-block needs a glossary: pass --glossary or use a prepared test set with glossary.tsv")
+    if args.kinds != ["sentence"]:
+        raise ValueError("--term-block applies to sentences only (a term record's block would contain its own "
+                         "answer): add --kinds sentence")
+    return {"term_glossary": glossary}
+
+
 def cmd_run(args: argparse.Namespace) -> dict:
     from medcore.terms import Glossary
     from trainer.evaluate import data_identity, evaluate, find_glossary, load_test_set, select_records
@@ -203,26 +218,33 @@ def cmd_run(args: argparse.Namespace) -> dict:
         raise ValueError(f"no records selected from {args.test}")
     glossary_path = args.glossary or find_glossary(args.test)
     glossary = Glossary.load(glossary_path) if glossary_path else None
+    term_kwargs = _term_block_kwargs(args, glossary)
     comet = _comet_spec(args)
     comet.model()  # fail before translating, not after, when the checkpoint is unusable
     translator = make_translator(args.backend, args.model, args.adapters, batch_size=args.batch_size,
-                                 n_ctx=args.n_ctx, max_new_cap=args.max_new_tokens, **_set_threads(args))
+                                 n_ctx=args.n_ctx, max_new_cap=args.max_new_tokens, **_set_threads(args),
+                                 **term_kwargs)
     try:
         metrics = evaluate(records, translator, args.out, glossary=glossary, comet=comet,
                            data=data_identity(args.test, records), name=args.name, progress=not args.no_progress)
     finally:
         translator.close()
     metrics["glossary"] = str(glossary_path) if glossary_path else None
+    metrics["term_block"] = bool(term_kwargs)
     _print_summary(metrics, args.name)
     print(f"\nhypotheses: {Path(args.out) / 'hypotheses.jsonl'}  metrics: {Path(args.out) / 'metrics.json'}")
     return metrics
 
 
 def cmd_ablation(args: argparse.Namespace) -> dict:
-    from trainer.evaluate import ablation_systems, run_ablation
+    from medcore.terms import Glossary
+    from trainer.evaluate import ablation_systems, find_glossary, run_ablation
 
     systems = ablation_systems(args.backend, args.base, args.stage1, args.stage2)
     threads = _set_threads(args)
+    if args.term_block:
+        glossary_path = args.glossary or find_glossary(args.test)
+        threads.update(_term_block_kwargs(args, Glossary.load(glossary_path) if glossary_path else None))
     comet = _comet_spec(args)
     comet.model()
     summary = run_ablation(systems, args.test, args.out, backend=args.backend, limit=args.limit, seed=args.seed,

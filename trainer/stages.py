@@ -22,6 +22,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from tqdm import tqdm
 
 from medcore.atomic import atomic_dir, write_json, write_jsonl, write_text
 from medcore.models import ModelError
-from medcore.prompt import end_of_turn_id, render_prompt_ids
+from medcore.prompt import TermPair, end_of_turn_id, load_contract, render_prompt_ids
+from medcore.term_block import glossary_from_records, in_share, training_terms
 from trainer.answer_loss import IGNORE, answer_loss, plain_answer_loss
 from trainer.config import StageConfig
 from trainer.data import read_records
@@ -60,12 +62,17 @@ class Example:
     labels: list[int]
 
 
-def tokenize(records: list[dict], tokenizer: Any, max_length: int) -> tuple[list[Example], list[dict]]:
-    """Prompt contract + answer + end-of-turn; returns (kept, over-length records)."""
+def tokenize(records: list[dict], tokenizer: Any, max_length: int,
+             terms_for: Callable[[dict], list[TermPair]] | None = None) -> tuple[list[Example], list[dict]]:
+    """Prompt contract (+ the term block ``terms_for`` gives) + answer + end-of-turn.
+
+    Returns (kept, over-length records).
+    """
     eot = end_of_turn_id(tokenizer)
     kept, too_long = [], []
     for record in records:
-        prompt = render_prompt_ids(tokenizer, record["source"], record["direction"])
+        terms = terms_for(record) if terms_for else ()
+        prompt = render_prompt_ids(tokenizer, record["source"], record["direction"], terms)
         answer = tokenizer(record["target"], add_special_tokens=False)["input_ids"] + [eot]
         if len(prompt) + len(answer) > max_length:
             too_long.append({"id": record["id"], "tokens": len(prompt) + len(answer), "max_length": max_length})
@@ -171,6 +178,7 @@ class StageRun:
         self.resume, self.overwrite, self.show_progress = resume, overwrite, show_progress
         self.accelerator = Accelerator(cpu=config.device == "cpu")
         self.is_main = self.accelerator.is_main_process
+        self.term_block_stats: dict | None = None
 
     # ---- set-up -------------------------------------------------------------------------------
     def _check_out_dir(self) -> dict | None:
@@ -189,7 +197,9 @@ class StageRun:
             return None
         state = json.loads(state_file.read_text())
         old, new = state["config"], self.cfg.to_dict()
-        changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+        # A field added after the checkpoint was written counts as its default then.
+        defaults = StageConfig().to_dict()
+        changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != new[k])
         if changed:
             raise ValueError(f"cannot resume: config changed since the checkpoint ({', '.join(changed)})")
         return state
@@ -229,14 +239,35 @@ class StageRun:
         folder = Path(cfg.data) / cfg.kind
         train_records = read_records(folder / "train.jsonl", cfg.train_limit, cfg.seed)
         val_records = read_records(folder / "val.jsonl", cfg.val_limit, cfg.seed)
-        train, long_train = tokenize(train_records, tokenizer, cfg.max_length)
-        val, long_val = tokenize(val_records, tokenizer, cfg.max_length)
+        terms_for = self._term_prompts()
+        train, long_train = tokenize(train_records, tokenizer, cfg.max_length, terms_for)
+        val, long_val = tokenize(val_records, tokenizer, cfg.max_length, terms_for)
         if not train or not val:
             raise ValueError(f"no usable examples in {folder} (train {len(train)}, val {len(val)}) after the "
                              f"max_length={cfg.max_length} filter")
         if self.is_main:
             write_jsonl(self.out / "overlength.jsonl", long_train + long_val)
         return train, val, len(long_train) + len(long_val)
+
+    def _term_prompts(self) -> Callable[[dict], list[TermPair]] | None:
+        """Term blocks for a seeded share of the examples, from the training split's own terms."""
+        cfg = self.cfg
+        if cfg.term_block_share <= 0:
+            return None
+        source = Path(cfg.data) / "terms" / "train.jsonl"
+        glossary = glossary_from_records(read_records(source), origin=str(source))
+        self.term_block_stats = {"share": cfg.term_block_share, "glossary": str(source), "terms": len(glossary),
+                                 "examples": 0, "with_block": 0}
+
+        def terms_for(record: dict) -> list[TermPair]:
+            self.term_block_stats["examples"] += 1
+            if not in_share(record["id"], cfg.term_block_share, cfg.seed):
+                return []
+            pairs = training_terms(glossary, record)
+            self.term_block_stats["with_block"] += bool(pairs)
+            return pairs
+
+        return terms_for
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def _save_adapter(self, model, target: Path, extra: dict) -> None:
@@ -250,6 +281,8 @@ class StageRun:
             "stack": [str(Path(a).resolve()) for a in self.cfg.init_adapters],
             "lora": self.cfg.to_dict()["lora"],
             "kind": self.cfg.kind,
+            "prompt_contract_version": load_contract().version,
+            "term_block_share": self.cfg.term_block_share,
             **extra,
         }
         with atomic_dir(target) as tmp:
@@ -325,6 +358,10 @@ class StageRun:
                   f"{total_steps} optimizer steps (batch {cfg.batch_size} = {cfg.micro_batch_size} x {accum} accumulation "
                   f"x {world} device(s)), warm-up {warmup}, {acc.device}/{str(self.dtype).replace('torch.', '')}"
                   + (f"; resuming at step {state['global_step']}" if resumed else ""), flush=True)
+            if stats := self.term_block_stats:
+                print(f"term block (prompt contract v{load_contract().version}): {stats['with_block']} of "
+                      f"{stats['examples']} examples carry one (share {stats['share']}, terms from {stats['glossary']})",
+                      flush=True)
 
         def evaluate_and_save(reason: str) -> None:
             val_loss = validation_loss(model, val, cfg.micro_batch_size, pad_id, acc, loss_fn)
@@ -402,6 +439,9 @@ class StageRun:
                                  "examples_per_s": window_examples * world / elapsed}
                         state["history"].append(entry)
                         bar.set_postfix(loss=f"{entry['train_loss']:.3f}", lr=f"{entry['lr']:.1e}")
+                        if self.is_main and not self.show_progress:  # a log file still shows the run moving
+                            print(f"step {step}/{total_steps}: train_loss {entry['train_loss']:.4f} lr {entry['lr']:.2e} "
+                                  f"{entry['examples_per_s']:.2f} ex/s", flush=True)
                         window_loss, window_tokens, window_examples, window_steps, t0 = 0.0, 0, 0, 0, time.perf_counter()
                     done = step >= total_steps
                     if step % cfg.eval_every == 0 and not done and position < len(micro_batches):

@@ -24,6 +24,8 @@ from typing import Any
 
 from medcore.models import sha256_file
 from medcore.prompt import end_of_turn_id, render_prompt_ids, split_direction
+from medcore.term_block import block_terms
+from medcore.terms import Glossary
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,10 @@ class TransformersTranslator(Translator):
 
     def __init__(self, base: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (),
                  batch_size: int = 8, device: str | None = None, bf16: bool | None = None,
-                 max_new_cap: int = BUDGET_MAX):
+                 max_new_cap: int = BUDGET_MAX, term_glossary: Glossary | None = None):
         from trainer.modeling import load_for_inference, pick_device_dtype
+
+        self.term_glossary = term_glossary if term_glossary is not None and len(term_glossary) else None
 
         self.base = str(base)
         self.adapters = [str(a) for a in adapters]
@@ -128,11 +132,12 @@ class TransformersTranslator(Translator):
             "dtype": str(self.dtype).replace("torch.", ""),
             "batch_size": self.batch_size,
             "context": self.context,
+            "term_block": self.term_glossary is not None,
         }
 
     def _prepare(self, source: str, direction: str) -> tuple[list[int], int]:
         split_direction(direction)
-        prompt = render_prompt_ids(self.tokenizer, source, direction)
+        prompt = render_prompt_ids(self.tokenizer, source, direction, block_terms(self.term_glossary, source, direction))
         n_src = len(self.tokenizer(source, add_special_tokens=False)["input_ids"])
         budget = output_budget(n_src, len(prompt), self.context, cap=self.max_new_cap)
         return prompt, budget
@@ -207,7 +212,8 @@ class LlamaCppTranslator(Translator):
 
     def __init__(self, gguf: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
                  max_new_cap: int = BUDGET_MAX, verbose: bool = False,
-                 adapters: Sequence[str | os.PathLike[str]] = (), base_only: bool = False):
+                 adapters: Sequence[str | os.PathLike[str]] = (), base_only: bool = False,
+                 term_glossary: Glossary | None = None):
         try:
             import llama_cpp  # noqa: F401
         except ImportError as exc:
@@ -222,6 +228,7 @@ class LlamaCppTranslator(Translator):
         self.engine = TranslationEngine()
         self.info = self.engine.load(model, LoadOptions(n_ctx=n_ctx, n_threads=n_threads), base_only=base_only,
                                      adapters=[str(a) for a in adapters])
+        self.engine.set_term_glossary(term_glossary)
         self.path = self.info.path
         self.context = int(self.info.n_ctx)
 
@@ -237,7 +244,8 @@ class LlamaCppTranslator(Translator):
         return {"backend": self.backend, "gguf": str(self.path), "sha256": info.base_sha256 or model_sha256(self.path),
                 "tuned_model": info.spec, "base_only": runtime.get("base_only", False),
                 "adapters": runtime.get("adapters", []), "data_manifest_sha256": runtime.get("data_manifest_sha256"),
-                "context": self.context, "batch_size": 1, "engine": "desktop.engine.TranslationEngine"}
+                "context": self.context, "batch_size": 1, "engine": "desktop.engine.TranslationEngine",
+                "term_block": runtime.get("term_block", False)}
 
     def translate(self, items: Sequence[tuple[str, str]], progress: bool = False,
                   desc: str = "translating") -> list[Translation]:

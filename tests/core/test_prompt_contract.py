@@ -8,6 +8,8 @@ from medcore.prompt import DIRECTIONS, auto_direction, end_of_turn_id, load_cont
 
 SOURCES = {"zh-en": "急性心肌梗死患者应尽早行经皮冠状动脉介入治疗。",
            "en-zh": "Patients with acute myocardial infarction should undergo PCI as early as possible."}
+TERMS = {"zh-en": [("急性心肌梗死", "acute myocardial infarction"), ("经皮冠状动脉介入治疗", "PCI")],
+         "en-zh": [("acute myocardial infarction", "急性心肌梗死")]}
 
 
 def test_contract_is_data_and_has_both_directions():
@@ -35,10 +37,11 @@ def test_trainer_and_llamacpp_render_identical_token_ids(small_gguf, qwen_tokeni
     eos = llm.detokenize([llm.token_eos()]).decode()
     formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token="")
     for direction in DIRECTIONS:
-        trainer_ids = render_prompt_ids(tokenizer, SOURCES[direction], direction)
-        prompt = formatter(messages=load_contract().messages(SOURCES[direction], direction)).prompt
-        app_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        assert trainer_ids == app_ids, direction
+        for terms in ((), TERMS[direction]):  # the plain prompt and the one with a term block
+            trainer_ids = render_prompt_ids(tokenizer, SOURCES[direction], direction, terms)
+            prompt = formatter(messages=load_contract().messages(SOURCES[direction], direction, terms)).prompt
+            app_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            assert trainer_ids == app_ids, (direction, terms)
     # The answer ends where llama.cpp stops: the template's end-of-turn token.
     assert tokenizer.convert_ids_to_tokens(end_of_turn_id(tokenizer)) == "<|im_end|>"
     assert end_of_turn_id(tokenizer) == llm.token_eos()

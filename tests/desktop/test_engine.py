@@ -38,6 +38,33 @@ def test_prompt_ids_are_the_trainers(tiny_engine, tiny_qwen2_dir):
             tokenizer, normalize(source, src_lang), direction)
 
 
+def test_glossary_terms_go_into_the_prompt_as_the_trainer_renders_them(tiny_engine, tiny_qwen2_dir):
+    """With a glossary set the prompt carries the term block, token for token as stage-2 training builds it."""
+    from transformers import AutoTokenizer
+
+    from medcore.terms import Glossary, Term
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2_dir)
+    source = "患者有高血压病史，否认心肌梗死。"
+    plain = tiny_engine.prompt_token_ids(source, "zh-en")
+    glossary = Glossary([Term("高血压", "Hypertension"), Term("心肌梗死", "myocardial infarction"), Term("发热", "fever")])
+    try:
+        tiny_engine.set_term_glossary(glossary)
+        terms = tiny_engine.prompt_terms(source, "zh-en")
+        assert terms == [("高血压", "hypertension"), ("心肌梗死", "myocardial infarction")]
+        with_block = tiny_engine.prompt_token_ids(source, "zh-en")
+        assert with_block == render_prompt_ids(tokenizer, normalize(source, "zh"), "zh-en", terms)
+        assert len(with_block) > len(plain)
+        assert tiny_engine.runtime_provenance()["term_block"] is True
+        result = tiny_engine.translate(source, "zh-en", max_new_tokens=4)
+        assert result.segments
+    finally:
+        tiny_engine.set_term_glossary(None)
+    assert tiny_engine.prompt_token_ids(source, "zh-en") == plain
+    tiny_engine.set_term_glossary(Glossary([]))  # an empty glossary means plain prompts too
+    assert tiny_engine.term_glossary is None
+
+
 def test_streaming_arrives_in_pieces_that_add_up(tiny_engine):
     pieces: list[str] = []
     result = tiny_engine.translate("第一句。第二句！", "zh-en", on_token=pieces.append, max_new_tokens=12)

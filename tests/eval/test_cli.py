@@ -114,3 +114,28 @@ def test_run_cli_tiny_model(tiny_qwen2_dir, tmp_path, capsys):
     assert [r["id"] for r in rows] == ["t1", "s1"] and all(r["max_new_tokens"] <= 8 for r in rows)
     # The glossary beside the test set was found: the sentence's 'headache' was checked.
     assert rows[1]["terms"][0]["term"] == "headache" and rows[1]["terms"][0]["expected"] == ["头痛"]
+
+
+def test_run_cli_term_block_is_for_sentences_and_reaches_the_prompt(tiny_qwen2_dir, tmp_path, capsys):
+    from medcore.prompt import render_prompt_ids
+    from medcore.terms import Glossary
+    from trainer.translate import TransformersTranslator
+
+    test = tmp_path / "combined_test.jsonl"
+    records = [{"id": "t1", "kind": "term", "direction": "zh-en", "source": "头痛", "target": "headache"},
+               {"id": "s1", "kind": "sentence", "direction": "en-zh", "source": "Severe headache.",
+                "target": "剧烈头痛。"}]
+    test.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    (tmp_path / "glossary.tsv").write_text("头痛\theadache\n", encoding="utf-8")
+    base = ["run", "--model", str(tiny_qwen2_dir), "--test", str(test), "--max-new-tokens", "4", "--no-progress",
+            "--term-block"]
+    assert main([*base, "--out", str(tmp_path / "all")]) != 0
+    assert "add --kinds sentence" in capsys.readouterr().err
+    assert not (tmp_path / "all").exists()  # refused before translating anything
+    assert main([*base, "--kinds", "sentence", "--out", str(tmp_path / "s")]) == 0
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["term_block"] is True and metrics["overall"]["n"] == 1
+    translator = TransformersTranslator(tiny_qwen2_dir, device="cpu", max_new_cap=4,
+                                        term_glossary=Glossary.load(tmp_path / "glossary.tsv"))
+    prompt, _ = translator._prepare("Severe headache.", "en-zh")
+    assert prompt == render_prompt_ids(translator.tokenizer, "Severe headache.", "en-zh", [("headache", "头痛")])

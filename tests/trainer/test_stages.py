@@ -92,6 +92,35 @@ def test_stage2_trains_new_qv_lora_on_top_of_stage1(stage1_run, tiny_qwen2_dir, 
     assert meta["stack"] == [str((stage1_out / "adapter").resolve())]
     assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == 8
     assert summary["steps"] == 3
+    assert meta["prompt_contract_version"] == 2 and meta["term_block_share"] == 0.5
+
+
+def test_stage2_term_block_prompts_for_a_share_of_examples(tiny_qwen2_dir, small_prepared, tmp_path):
+    """Stage 2's term block: the training split's terms that the reference uses, in the contract's form."""
+    from transformers import AutoTokenizer
+
+    from medcore.prompt import render_prompt_ids
+    from trainer.data import read_records
+    from trainer.stages import StageRun, tokenize
+
+    run = StageRun(stage_config("stage2", tiny_qwen2_dir, small_prepared, tmp_path / "s2"))
+    terms_for = run._term_prompts()
+    records = read_records(small_prepared / "sentences" / "train.jsonl")
+    blocks = {r["id"]: terms_for(r) for r in records}
+    assert run.term_block_stats["examples"] == len(records)
+    with_block = [r for r in records if blocks[r["id"]]]
+    assert 0 < run.term_block_stats["with_block"] == len(with_block) < len(records) / 2
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2_dir)
+    record = with_block[0]
+    example = tokenize([record], tokenizer, 1024, lambda r: blocks[r["id"]])[0][0]
+    plain = tokenize([record], tokenizer, 1024)[0][0]
+    prompt = render_prompt_ids(tokenizer, record["source"], record["direction"], blocks[record["id"]])
+    assert example.input_ids[: len(prompt)] == prompt
+    assert example.labels.count(-100) == len(prompt) > plain.labels.count(-100)
+    answer = [t for t in example.labels if t != -100]
+    assert answer == [t for t in plain.labels if t != -100]  # the block changes the prompt, never what is learnt
+    with pytest.raises(ValueError, match="sentence stages"):
+        stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "s1", "term_block_share=0.5").validate()
 
 
 def test_resume_continues_instead_of_restarting(tiny_qwen2_dir, small_prepared, tmp_path, monkeypatch):
@@ -134,6 +163,14 @@ def test_resume_refuses_changed_config(tiny_qwen2_dir, small_prepared, tmp_path)
     with pytest.raises(ValueError, match="lora"):
         run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "r", "max_steps=2", "lora.r=4"),
                   resume=True, show_progress=False)
+    # A checkpoint written before a config field existed resumes: the missing field counts as its default.
+    state_file = tmp_path / "r" / "checkpoints" / "last" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["term_block_share"]
+    state_file.write_text(json.dumps(state))
+    resumed = run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "r", "max_steps=2"),
+                        resume=True, show_progress=False)
+    assert resumed["steps"] == 2
 
 
 def test_adapter_from_another_base_is_refused(stage1_run, tiny_qwen2_dir, small_prepared, tmp_path):
