@@ -225,10 +225,11 @@ class TermHit:
 
     def expected(self, target_lang: str) -> list[str]:
         """Accepted translations, best source first (the terms are kept sorted by priority)."""
-        seen: dict[str, None] = {}
+        seen: dict[str, str] = {}  # match key -> first spelling ("Pneumonia" and "pneumonia" are one)
         for term in self.terms:
-            seen.setdefault(term.side(target_lang), None)
-        return list(seen)
+            text = term.side(target_lang)
+            seen.setdefault(match_key(text, target_lang), text)
+        return list(seen.values())
 
     @property
     def sources(self) -> list[str]:
