@@ -36,7 +36,10 @@ from pathlib import Path
 from medcore.pairs import read_pairs
 from medcore.textnorm import fullwidth_to_halfwidth, match_key, normalize_en, normalize_zh
 
-_WORD = re.compile(r"[^\W_]+")
+# A word: a run of letters/digits of one script (Chinese characters next to an English word, as in a
+# half-translated "syndrome冠状", are a word of their own, so "syndrome" is still whole).
+_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_CJK_CHARS}]+|[^\W_{_CJK_CHARS}]+")
 _SPACES = re.compile(r"\s+")
 # Separators that count as one space between English words: whitespace and hyphens/dashes.
 _SOFT_SEP = re.compile(r"^[\s\-\u2010\u2011\u2012\u2013]+$")
@@ -53,6 +56,12 @@ _SPELLING = [
     (re.compile(r"ogue(s?)$"), r"og\1"),                        # catalogue, analogue
     (re.compile(r"^sulph"), "sulf"),                            # sulphate
 ]
+_IRREGULAR = {"women": "woman", "men": "man", "children": "child", "feet": "foot", "teeth": "tooth",
+              "mice": "mouse", "lice": "louse", "geese": "goose", "oxen": "ox", "people": "person",
+              "bacteria": "bacterium", "data": "datum", "criteria": "criterion", "ova": "ovum",
+              "vertebrae": "vertebra", "fungi": "fungus", "nuclei": "nucleus", "bronchi": "bronchus",
+              "stimuli": "stimulus", "emboli": "embolus", "thrombi": "thrombus", "foci": "focus",
+              "appendices": "appendix", "indices": "index", "matrices": "matrix", "ganglia": "ganglion"}
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "x": "10"}
 _VOWEL = re.compile(r"[aeiouy]")
 
@@ -65,7 +74,7 @@ def word_key(word: str) -> str:
     numerals as digits. Both the glossary and the text go through it, so two forms meet when their
     keys do; it over-merges a little (diagnose/diagnosis) but never across a word boundary.
     """
-    w = word
+    w = _IRREGULAR.get(word, word)
     if w in _ROMAN:
         return _ROMAN[w]
     if w.isdigit() or len(w) <= 3:
@@ -150,6 +159,7 @@ def _match_at(toks: list[_Tok], i: int, sig: _Sig) -> bool:
 
 # -- alternatives -------------------------------------------------------------------------------
 _ALT_SPLIT = re.compile(r"\s*(?:\||;|；|｜)\s*")
+_NOTE = re.compile(r"\s*\[[^\]]*\]")  # TICO-19's usage notes: "冠状病毒 [when referring the generic virus group]"
 _TRAILING_PAREN = re.compile(r"^(?P<base>.+?)\s*[(（](?P<inner>[^()（）]+)[)）]$")
 _ABBREV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{0,11}$")
 
@@ -157,7 +167,7 @@ _ABBREV = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-/.]{0,11}$")
 def split_alternatives(text: str) -> list[str]:
     """Every translation one glossary field accepts: ``A | B``, ``A; B``, ``name (ABBR)`` -> name, ABBR."""
     out: list[str] = []
-    for part in _ALT_SPLIT.split(text.strip()):
+    for part in _ALT_SPLIT.split(_NOTE.sub("", text).strip()):
         part = part.strip()
         if not part:
             continue
@@ -177,7 +187,7 @@ USER_PRIORITY = 100  # the user's own glossary outranks every shipped list
 
 # Word-forms that make a general-dictionary gloss a medical term rather than a loose everyday gloss.
 _MEDICAL_FORM = re.compile(
-    r"(itis|omas?|ectomy|otomy|ostomy|scopy|graphy|a?emia|osis|oses|pathy|plasty|algia|rrh(o)?ea|plegia|"
+    r"(itis|omas?|ectomy|otomy|ostomy|scopy|graphy|a?emia|(?<!diagn)os[ie]s|pathy|plasty|algia|rrh(o)?ea|plegia|"
     r"trophy|phobia|cardi|neur|nephr|hepat|gastr|pulmon|arter|vascul|carcin|lymph|derm|oste|arthr|encephal|"
     r"myel|syndrome|fracture|vaccin|tumou?r|cancer|infect|vir(us|al)|bacteri|ulcer|insulin|diabet|tendon|"
     r"biops|antibod|antigen|pneumon|asthma|epilep|hernia|thromb|embol|stenosis|sclerosis|dysplasia|cyst|"
