@@ -173,9 +173,8 @@ class Quantity:
 
 
 def _digits_text(text: str) -> str:
-    """Full-width digits/letters to ASCII, superscripts to plain digits (10⁹ -> 10^9), length kept."""
-    folded = fullwidth_to_halfwidth(text)
-    return "".join(("^" + ch.translate(_SUPERSCRIPT))[-1] if ch in "⁰¹²³⁴⁵⁶⁷⁸⁹⁻" else ch for ch in folded)
+    """Full-width digits/letters to ASCII (same length, so offsets still point into ``text``)."""
+    return fullwidth_to_halfwidth(text)
 
 
 def digit_quantities(text: str, lang: str) -> list[Quantity]:
@@ -204,6 +203,8 @@ def digit_quantities(text: str, lang: str) -> list[Quantity]:
         elif lang == "zh" and m.start() >= 3 and t[m.start() - 3 : m.start()] == "百分之":
             unit = "%"
         out.append(Quantity(_key(value), m.group(1), unit, m.start()))
+    for m in re.finditer(r"[⁰¹²³⁴⁵⁶⁷⁸⁹]+", t):  # an exponent (×10⁹/L) is its own number, as 10^9 is
+        out.append(Quantity(_key(float(m.group().translate(_SUPERSCRIPT))), m.group(), None, m.start()))
     if lang == "en":
         # A month next to a day or a year is a date: March in "10 March" is the 3 that 3月 must carry.
         for m in _EN_DATE_MONTH.finditer(t):
@@ -389,8 +390,8 @@ _DET = r"(?:the|on|to|her|his|their|its|a|of|my|your|and|or)"
 
 def _en_side(word: str) -> re.Pattern[str]:
     return re.compile(
-        rf"\b{word}(?=[\s-]+(?:{_BODY})\b)|\b{_DET}\s+{word}\b(?![\s-]+(?:the|a|an|to|now|away|after|before|"
-        rf"here|there|for|behind|over|out|untreated|unchanged|alone|home|hospital|china|wuhan)\b)",
+        rf"\b{word}(?=[\s-]+(?:{_BODY})\b)|\b{word}(?=\s+(?:and|or|to)\s+(?:left|right)\b)|"
+        rf"\b{_DET}\s+{word}\b(?=\s*(?:[.,;:)\]]|$|of\b|and\b|or\b|side|sided))",
         re.IGNORECASE,
     )
 
