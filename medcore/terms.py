@@ -305,8 +305,11 @@ class Inconsistency:
                 "positions": [v.start for v in self.variants]}
 
 
-def find_all_phrases(text: str, phrase: str, lang: str) -> list[Span]:
-    """Every non-overlapping occurrence of ``phrase`` in ``text`` under the matching rules above."""
+def find_all_phrases(text: str, phrase: str, lang: str, _toks: list[_Tok] | None = None) -> list[Span]:
+    """Every non-overlapping occurrence of ``phrase`` in ``text`` under the matching rules above.
+
+    ``_toks`` are ``text``'s English tokens when the caller already has them (one text, many phrases).
+    """
     if not phrase:
         return []
     if lang == "zh":
@@ -318,7 +321,8 @@ def find_all_phrases(text: str, phrase: str, lang: str) -> list[Span]:
     sig = _Sig.of(phrase)
     if not sig.keys:
         return []
-    toks, out, i = _en_tokens(text), [], 0
+    toks = _toks if _toks is not None else _en_tokens(text)
+    out, i = [], 0
     while i < len(toks):
         if _match_at(toks, i, sig):
             start, end = toks[i].start, toks[i + len(sig.keys) - 1].end
@@ -329,12 +333,14 @@ def find_all_phrases(text: str, phrase: str, lang: str) -> list[Span]:
     return out
 
 
-def find_phrase(text: str, phrase: str, lang: str) -> Span | None:
+def find_phrase(text: str, phrase: str, lang: str, _toks: list[_Tok] | None = None) -> Span | None:
     """First occurrence of ``phrase`` (or of one of its alternatives, see :func:`split_alternatives`)
     in ``text`` under the matching rules above, or None."""
     best: Span | None = None
+    if lang == "en" and _toks is None:
+        _toks = _en_tokens(text)
     for alt in split_alternatives(phrase) if lang == "en" else [phrase]:
-        spans = find_all_phrases(text, alt, lang)
+        spans = find_all_phrases(text, alt, lang, _toks)
         if spans and (best is None or spans[0].start < best.start):
             best = spans[0]
     return best
@@ -438,11 +444,17 @@ class Glossary:
     def check(self, source: str, translation: str, src_lang: str, tgt_lang: str) -> list[TermCheck]:
         """For every term in ``source``: is one of its expected translations in ``translation``?"""
         checks = []
+        # The translation is tokenised once and each expected form looked up once (a long document
+        # repeats its terms many times).
+        toks = _en_tokens(translation) if tgt_lang == "en" else None
+        memo: dict[str, Span | None] = {}
         for hit in self.find(source, src_lang):
             expected = hit.expected(tgt_lang)
             found = None
             for e in expected:
-                span = find_phrase(translation, e, tgt_lang)
+                if e not in memo:
+                    memo[e] = find_phrase(translation, e, tgt_lang, toks)
+                span = memo[e]
                 if span is not None and (found is None or span.start < found.start):
                     found = span
             checks.append(TermCheck(hit, expected, found, required=self.required(hit)))
@@ -459,13 +471,14 @@ class Glossary:
             key = hit.span.text if src_lang == "zh" else " ".join(t.key for t in _en_tokens(hit.span.text))
             groups[key].append(hit)
         out = []
+        toks = _en_tokens(translation) if tgt_lang == "en" else None
         for hits in groups.values():
             if len(hits) < 2:
                 continue
             spans: list[tuple[Span, frozenset[str]]] = []
             for e in hits[0].expected(tgt_lang):
                 words = frozenset(e if tgt_lang == "zh" else (t.key for t in _en_tokens(e)))
-                for span in find_all_phrases(translation, e, tgt_lang):
+                for span in find_all_phrases(translation, e, tgt_lang, toks):
                     spans.append((span, words))
             # Keep the longest occurrence where two overlap ("diabetes" inside "diabetes mellitus").
             spans.sort(key=lambda sw: (sw[0].start, -(sw[0].end - sw[0].start)))
