@@ -60,14 +60,25 @@ models: | $(BIN)/python
 
 # The main job on the default model (resources/models/default.yaml: a bundled model, or a tuned
 # model = bundled base + runtime LoRA adapters): the desktop app; on a machine without a display,
-# the same engine translates the sample discharge summary on the command line.
-GLOSSARY ?= ../shared/data/terms/cedict_medical.tsv
+# the same engine translates the sample discharge summary on the command line. The default medical
+# glossary (resources/glossary/) is always on; GLOSSARY=my_terms.tsv adds a term list of your own.
+GLOSSARY ?=
 run: venv-app
 	$(BIN)/tsx-models fetch
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(BIN)/tsx-medtrans; else \
 	  echo "no display: translating resources/samples/discharge_summary_zh.txt with $$($(BIN)/python -m medcore.modelspec default)"; \
 	  $(BIN)/tsx-medtrans translate -i resources/samples/discharge_summary_zh.txt \
-	    $$( [ -f "$(GLOSSARY)" ] && echo "-g $(GLOSSARY)" ); fi
+	    $$( [ -n "$(GLOSSARY)" ] && [ -f "$(GLOSSARY)" ] && echo "-g $(GLOSSARY)" ); fi
+
+# The default medical glossary, built from the shared term lists (HPO zh, TICO-19, CC-CEDICT medical)
+# with each entry's source and priority and the licence notices (medcore/glossary.py). The result is
+# committed under resources/glossary/, so a checkout without shared/data still ships it; `make package`
+# rebuilds it first when the shared lists are there. A test fails when the committed copy is stale.
+SHARED_DATA ?= ../shared/data
+.PHONY: glossary
+glossary: | $(BIN)/python
+	@if [ -d "$(SHARED_DATA)/terms" ]; then $(BIN)/python -m medcore.glossary build --data $(SHARED_DATA); \
+	else echo "$(SHARED_DATA)/terms not found: keeping the committed resources/glossary/"; fi
 
 test: venv-dev
 	$(BIN)/tsx-models fetch
@@ -104,10 +115,10 @@ $(PKG_VENV)/.stamp: pyproject.toml $(TSX_CONSTRAINTS) $(LLAMA_BUILT)
 	$(PKG_VENV)/bin/python -m pip install $(PIP_FLAGS) -q $(NO_LLAMA_SDIST) -c $(TSX_CONSTRAINTS) -e ".[desktop,package]"
 	touch $@
 
-package: $(PKG_VENV)/.stamp
+package: $(PKG_VENV)/.stamp glossary
 	$(PKG_VENV)/bin/tsx-models fetch $$($(PKG_VENV)/bin/python -m medcore.modelspec base)
 	$(PKG_VENV)/bin/python packaging/build.py $(PKG_FLAGS)
 
-package-smoke: $(PKG_VENV)/.stamp
+package-smoke: $(PKG_VENV)/.stamp glossary
 	$(PKG_VENV)/bin/tsx-models fetch $$($(PKG_VENV)/bin/python -m medcore.modelspec base)
 	$(PKG_VENV)/bin/python packaging/smoke.py $(PKG_FLAGS)

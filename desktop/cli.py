@@ -3,7 +3,8 @@
 ``translate`` uses the same engine and prompt as the window (TranslateLocally-style flags:
 ``-m/--model``, ``-i/--input``, ``-o/--output``); text comes from the argument, a file or stdin.
 The translation goes to stdout (or ``-o``); ``--json`` writes the translation with its term
-report, stats and provenance instead. Progress and warnings go to stderr.
+report, red flags, stats and provenance instead. Progress, warnings and flags go to stderr.
+``check`` (``desktop/check_cli.py``) runs the same checks on any source/translation pair.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _add_translate(subparsers) -> None:
                    help="a GGUF LoRA adapter (tsx-convert lora) to apply at run time; repeat in training order")
     p.add_argument("-d", "--direction", default="auto", choices=("auto", *DIRECTIONS))
     p.add_argument("-g", "--glossary", action="append", default=[], type=Path,
-                   help="term list (TSV/CSV/XLSX/JSONL as the trainer reads them); repeat for several")
+                   help="your term list (TSV/CSV/XLSX/JSONL as the trainer reads them) on top of the default "
+                        "medical glossary; repeat for several")
+    p.add_argument("--no-default-glossary", action="store_true", help="do not use the shipped medical glossary")
     p.add_argument("--no-term-block", action="store_true",
                    help="check the glossary's terms but do not put them into the prompt as required translations")
     p.add_argument("--json", action="store_true", help="write JSON with the term report and provenance")
@@ -64,13 +67,20 @@ def _read_text(args) -> str:
 
 
 def cmd_translate(args) -> int:
-    from desktop.documents import DocumentError, export, report_payload, term_checks
+    from desktop.documents import (
+        DocumentError,
+        export,
+        red_flags,
+        report_payload,
+        term_checks,
+        term_consistency,
+    )
     from desktop.engine import EngineError, LoadOptions, TranslationEngine
     from desktop.provenance import build_provenance
+    from medcore.glossary import DEFAULT_NAME, GlossaryError, load_glossary
     from medcore.models import ModelError
     from medcore.modelspec import default_model
     from medcore.pairs import DataFormatError
-    from medcore.terms import Glossary
 
     level = logging.DEBUG if (args.verbose and args.log_source_text) else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -79,7 +89,7 @@ def cmd_translate(args) -> int:
         if not text.strip():
             print("error: no text to translate", file=sys.stderr)
             return 2
-        glossary = Glossary.load(args.glossary) if args.glossary else None
+        glossary = load_glossary(args.glossary, use_default=not args.no_default_glossary)
         engine = TranslationEngine(log_source_text=args.log_source_text)
         options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
                               repack=not args.no_repack)
@@ -91,16 +101,19 @@ def cmd_translate(args) -> int:
             on_token=(lambda piece: (sys.stdout.write(piece), sys.stdout.flush())) if stream else None,
             on_progress=(lambda done, total: print(f"[{done}/{total}]", file=sys.stderr)) if args.verbose else None,
         )
-    except (ModelError, EngineError, DocumentError, DataFormatError, OSError) as exc:
+    except (ModelError, EngineError, DocumentError, DataFormatError, GlossaryError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     checks = term_checks(glossary, text, result.translation, result.direction)
-    provenance = build_provenance(info.path, info.name, [str(g) for g in args.glossary], result.direction,
+    flags = red_flags(result.segments, result.direction)
+    glossaries = ([] if args.no_default_glossary else [DEFAULT_NAME]) + [str(g) for g in args.glossary]
+    provenance = build_provenance(info.path, info.name, glossaries, result.direction,
                                   info.options.to_dict(), model=result.model)
     payload = report_payload(text, result.translation, result.direction, checks, provenance,
-                             result.stats(), result.warnings, result.cancelled)
+                             result.stats(), result.warnings, result.cancelled, flags,
+                             term_consistency(glossary, text, result.translation, result.direction))
     if args.verbose:
         active = result.model.get("adapters") or []
         print(f"model: {info.spec or info.path.name}"
@@ -120,9 +133,12 @@ def cmd_translate(args) -> int:
         write_text(args.output, result.translation + "\n")
     else:
         sys.stdout.write("\n")
-        missing = [c for c in checks if not c.ok]
-        for c in missing:
-            print(f"review: {c.hit.span.text} -> expected {' | '.join(c.expected)}", file=sys.stderr)
+        for c in checks:
+            if c.flagged:
+                print(f"review: {c.hit.span.text} -> expected {' | '.join(c.expected)}", file=sys.stderr)
+        for f in flags:
+            where = f" (sentence {f.segment + 1})" if f.segment is not None else ""
+            print(f"red flag{where}: {f.kind}: {f.message}", file=sys.stderr)
     return 0
 
 
@@ -139,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="open the window with this GGUF file or bundled model name")
     sub = parser.add_subparsers(dest="command")
     _add_translate(sub)
+    from desktop.check_cli import add_parser as add_check_parser
+
+    add_check_parser(sub)
     gui = sub.add_parser("gui", help="open the window (the default)")
     gui.set_defaults(func=cmd_gui)
     try:  # the attention view is optional: the app works without it

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QPlainTextEdit,
@@ -29,19 +30,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.documents import DocumentError, export, read_source_file, report_payload, term_checks
+from desktop.documents import (
+    DocumentError,
+    export,
+    read_source_file,
+    red_flags,
+    report_payload,
+    term_checks,
+    term_consistency,
+)
 from desktop.engine import ModelInfo, TranslationResult
 from desktop.gguf_meta import read_gguf_info
-from desktop.glossary_panel import MISSING_COLOR, OK_COLOR, PENDING_COLOR, GlossaryPanel
+from desktop.glossary_panel import (
+    ACCEPTED_COLOR,
+    ADVISORY_COLOR,
+    FLAG_COLOR,
+    MISSING_COLOR,
+    OK_COLOR,
+    PENDING_COLOR,
+    GlossaryPanel,
+)
 from desktop.model_dialog import ModelSettingsDialog
 from desktop.provenance import build_provenance, model_sha256
 from desktop.settings import AppSettings
 from desktop.worker import EngineController
 from medcore.atomic import write_text
+from medcore.glossary import DEFAULT_NAME, GlossaryError, add_user_term, load_glossary, user_glossary_path
 from medcore.models import ModelError
 from medcore.pairs import DataFormatError
-from medcore.prompt import auto_direction
-from medcore.terms import Glossary, TermCheck
+from medcore.prompt import auto_direction, split_direction
+from medcore.redflags import RedFlag
+from medcore.terms import Glossary, Inconsistency, TermCheck
 
 log = logging.getLogger("tsx_medtrans.window")
 
@@ -86,6 +105,10 @@ class MainWindow(QMainWindow):
         self.result: TranslationResult | None = None
         self.result_source = ""
         self.checks: list[TermCheck] = []
+        self.flags: list[RedFlag] = []
+        self.inconsistencies: list[Inconsistency] = []
+        # Terms the reviewer accepted for the current translation: (source term, expected forms).
+        self.accepted_terms: set[tuple[str, tuple[str, ...]]] = set()
         self.request_id = 0
         self.model_path: str | None = None
         self.model_info: ModelInfo | None = None
@@ -101,9 +124,8 @@ class MainWindow(QMainWindow):
         self.attention = None
         if attention:
             self._attach_attention()
-        files = [f for f in self.settings.glossaries() if Path(f).exists()]
-        if files:
-            self.load_glossaries(files)
+        # The default medical glossary loads from the first start; the user's files come on top.
+        self.load_glossaries([f for f in self.settings.glossaries() if Path(f).exists()])
         initial = model or self.settings.current_model()
         if initial:
             self._select_model_in_combo(initial)
@@ -123,6 +145,10 @@ class MainWindow(QMainWindow):
         self.act_export = QAction(self.tr("Export with term report…"), self)
         self.act_glossary = QAction(self.tr("Load glossary…"), self)
         self.act_clear_glossary = QAction(self.tr("Clear glossary"), self)
+        self.act_default_glossary = QAction(self.tr("Medical glossary"), self, checkable=True)
+        self.act_default_glossary.setToolTip(self.tr("The shipped medical glossary (HPO, TICO-19, CC-CEDICT); "
+                                                     "your own term lists come on top"))
+        self.act_default_glossary.setChecked(self.settings.use_default_glossary())
         self.act_model_file = QAction(self.tr("Choose GGUF…"), self)
         self.act_model_settings = QAction(self.tr("Model settings…"), self)
         # A tuned model's adapters off: the bundled base translates alone (for comparison). No reload.
@@ -148,7 +174,7 @@ class MainWindow(QMainWindow):
             self.direction_combo.addItem(label, value)
         self.detected_label = QLabel(self)
         for item in (self.act_open, self.act_save, self.act_export, None, self.model_combo, self.act_model_file,
-                     self.act_model_settings, self.act_base_only, None, self.act_glossary, self.act_clear_glossary, self.act_term_block, None,
+                     self.act_model_settings, self.act_base_only, None, self.act_default_glossary, self.act_glossary, self.act_clear_glossary, self.act_term_block, None,
                      self.direction_combo, self.detected_label, None, self.act_translate, self.act_stop,
                      self.act_copy, self.act_clear):
             if item is None:
@@ -221,7 +247,11 @@ class MainWindow(QMainWindow):
         self.act_save.triggered.connect(self._save_dialog)
         self.act_export.triggered.connect(self._export_dialog)
         self.act_glossary.triggered.connect(self._glossary_dialog)
-        self.act_clear_glossary.triggered.connect(lambda: self.load_glossaries([]))
+        self.act_clear_glossary.triggered.connect(self.clear_glossaries)
+        self.act_default_glossary.toggled.connect(self.set_default_glossary)
+        self.panel.acceptRequested.connect(self.accept_term)
+        self.panel.addRequested.connect(self._add_term_dialog)
+        self.panel.flagActivated.connect(self.select_flag)
         self.act_model_file.triggered.connect(self._model_file_dialog)
         self.act_model_settings.triggered.connect(self._model_settings_dialog)
         self.act_base_only.toggled.connect(self.set_base_only)
@@ -401,15 +431,22 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ glossary
     def load_glossaries(self, paths: list[str]) -> bool:
+        """The default medical glossary (unless turned off), ``paths`` and the user's own glossary file on top."""
+        own = user_glossary_path()
+        files = [str(p) for p in paths]
+        extra = [str(own)] if own.is_file() and str(own) not in files else []
+        use_default = self.settings.use_default_glossary()
         try:
-            glossary = Glossary.load(paths) if paths else None
-        except (DataFormatError, OSError, ValueError) as exc:
+            glossary = load_glossary(files + extra, use_default=use_default,
+                                     general_terms=self.settings.check_general_terms())
+        except (DataFormatError, GlossaryError, OSError, ValueError) as exc:
             self.show_error(self.tr("Cannot read the glossary: %1").replace("%1", str(exc)))
             return False
         self.glossary = glossary
-        self.glossary_files = [str(p) for p in paths]
+        self.glossary_files = files
         self.settings.set_glossaries(self.glossary_files)
-        self.panel.set_glossary_files([Path(p).name for p in paths], len(glossary) if glossary else 0)
+        names = ([self.tr("default medical glossary")] if use_default else []) + [Path(p).name for p in files + extra]
+        self.panel.set_glossary_files(names, len(glossary) if glossary else 0)
         self._send_term_glossary()
         self._refresh_terms()
         return True
@@ -421,6 +458,70 @@ class MainWindow(QMainWindow):
 
     def _send_term_glossary(self) -> None:
         self.controller.set_term_glossary(self.glossary if self.act_term_block.isChecked() else None)
+
+    def glossary_names(self) -> list[str]:
+        """What the provenance records: the default glossary's name, then the user's files."""
+        return ([DEFAULT_NAME] if self.settings.use_default_glossary() else []) + list(self.glossary_files)
+
+    @Slot(bool)
+    def set_default_glossary(self, enabled: bool) -> None:
+        self.settings.set_use_default_glossary(enabled)
+        if self.act_default_glossary.isChecked() != enabled:
+            self.act_default_glossary.blockSignals(True)
+            self.act_default_glossary.setChecked(enabled)
+            self.act_default_glossary.blockSignals(False)
+        self.load_glossaries(self.glossary_files)
+
+    def clear_glossaries(self) -> None:
+        """No glossary at all: the default one off and the user's lists unloaded."""
+        self.settings.set_use_default_glossary(False)
+        self.act_default_glossary.blockSignals(True)
+        self.act_default_glossary.setChecked(False)
+        self.act_default_glossary.blockSignals(False)
+        self.load_glossaries([])
+
+    # ------------------------------------------------------------------ per-term review
+    def _term_key(self, check: TermCheck) -> tuple[str, tuple[str, ...]]:
+        return check.hit.span.text, tuple(check.expected)
+
+    @Slot(int)
+    def accept_term(self, row: int) -> None:
+        """The reviewer accepts the model's wording of term ``row`` for this translation."""
+        if not 0 <= row < len(self.checks) or self.result is None:
+            return
+        self.accepted_terms.add(self._term_key(self.checks[row]))
+        self._refresh_terms()
+        self.panel.select_row(row)
+
+    def add_term_to_user_glossary(self, row: int, wording: str) -> bool:
+        """Save ``wording`` as the translation of term ``row`` in the user's own glossary file (atomic write)."""
+        if not 0 <= row < len(self.checks) or not wording.strip():
+            return False
+        check = self.checks[row]
+        src, _ = split_direction(self.result.direction if self.result is not None else self.direction())
+        zh, en = (check.hit.span.text, wording) if src == "zh" else (wording, check.hit.span.text)
+        path = user_glossary_path()
+        try:
+            added = add_user_term(path, zh, en)
+        except (GlossaryError, DataFormatError, OSError) as exc:
+            self.show_error(self.tr("Cannot save to your glossary: %1").replace("%1", str(exc)))
+            return False
+        self.statusBar().showMessage((self.tr("Added to %1") if added else self.tr("Already in %1")).replace(
+            "%1", str(path)), 8000)
+        return self.load_glossaries(self.glossary_files)
+
+    @Slot(int)
+    def _add_term_dialog(self, row: int) -> None:
+        if not 0 <= row < len(self.checks):
+            return
+        # The wording the reviewer selected in the translation, else ask for it.
+        wording = self.target.textCursor().selectedText().strip()
+        if not wording:
+            wording, ok = QInputDialog.getText(self, self.tr("Add to my glossary"), self.tr(
+                "Translation of %1 to save in your glossary:").replace("%1", self.checks[row].hit.span.text))
+            if not ok:
+                return
+        self.add_term_to_user_glossary(row, wording)
 
     def _glossary_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, self.tr("Load term lists"), "",
@@ -441,6 +542,7 @@ class MainWindow(QMainWindow):
             self.detected_label.setText("")
         if self.result is not None and text != self.result_source:
             self.result = None  # the source changed: the old term report no longer applies
+            self.accepted_terms.clear()
         self._refresh_terms()
 
     def _refresh_terms(self) -> None:
@@ -449,10 +551,18 @@ class MainWindow(QMainWindow):
         translation = self.result.translation if translated else ""
         direction = self.result.direction if translated else self.direction()
         self.checks = term_checks(self.glossary, source, translation, direction)
+        for check in self.checks:
+            check.accepted = self._term_key(check) in self.accepted_terms
+        self.flags = red_flags(self.result.segments, direction) if translated else []
+        self.inconsistencies = term_consistency(self.glossary, source, translation, direction) if translated else []
         self.panel.set_checks(self.checks, translated)
-        self._paint(self.source, [(c.hit.span.start, c.hit.span.end,
-                                   PENDING_COLOR if not translated else OK_COLOR if c.ok else MISSING_COLOR)
-                                  for c in self.checks])
+        self.panel.set_flags(self.flags, self.inconsistencies, translated)
+        colours = {"ok": OK_COLOR, "missing": MISSING_COLOR, "accepted": ACCEPTED_COLOR, "advisory": ADVISORY_COLOR}
+        # Sentences with a red flag first, so the term highlights are painted over them.
+        flagged_sentences = [(seg.start, seg.end, FLAG_COLOR) for seg in self.flagged_segments()]
+        self._paint(self.source, flagged_sentences + [
+            (c.hit.span.start, c.hit.span.end, PENDING_COLOR if not translated else colours[c.status])
+            for c in self.checks])
         target_spans = [(c.found.start, c.found.end, OK_COLOR) for c in self.checks if translated and c.found]
         self._paint(self.target, target_spans)
         self._update_buttons()
@@ -473,6 +583,25 @@ class MainWindow(QMainWindow):
             sel.cursor, sel.format = cursor, fmt
             selections.append(sel)
         edit.setExtraSelections(selections)
+
+    def flagged_segments(self) -> list:
+        """The engine's segments (sentences) that carry a red flag."""
+        if self.result is None:
+            return []
+        indexes = {f.segment for f in self.flags if f.segment is not None}
+        return [seg for i, seg in enumerate(self.result.segments) if i in indexes]
+
+    @Slot(int)
+    def select_flag(self, row: int) -> None:
+        """Select the sentence of red flag ``row`` in the source pane."""
+        if not 0 <= row < len(self.flags) or self.result is None or self.flags[row].segment is None:
+            return
+        seg = self.result.segments[self.flags[row].segment]
+        text = self.source.toPlainText()
+        cursor = QTextCursor(self.source.document())
+        cursor.setPosition(py_to_qt(text, seg.start))
+        cursor.setPosition(py_to_qt(text, seg.end), QTextCursor.MoveMode.KeepAnchor)
+        self.source.setTextCursor(cursor)
 
     def highlighted_spans(self, which: str) -> list[tuple[int, int, str]]:
         """(start, end, colour name) of the highlights in 'source' or 'target' (Python indices)."""
@@ -526,6 +655,7 @@ class MainWindow(QMainWindow):
         self.clear_error()
         direction = self.direction()
         self.result, self.result_source = None, ""
+        self.accepted_terms.clear()
         self.target.clear()
         self._busy = True
         self._pieces, self._t_first, self._t_start = 0, None, time.perf_counter()
@@ -634,10 +764,11 @@ class MainWindow(QMainWindow):
             raise RuntimeError("no finished translation to export")
         path = str(self.model_info.path)
         digest = self.controller.model_sha256.get(path) or model_sha256(path)
-        provenance = build_provenance(path, self.model_info.name, self.glossary_files, self.result.direction,
+        provenance = build_provenance(path, self.model_info.name, self.glossary_names(), self.result.direction,
                                       self.model_info.options.to_dict(), sha256=digest, model=self.result.model)
         return report_payload(self.result.source, self.result.translation, self.result.direction, self.checks,
-                              provenance, self.result.stats(), self.result.warnings, self.result.cancelled)
+                              provenance, self.result.stats(), self.result.warnings, self.result.cancelled,
+                              self.flags, self.inconsistencies)
 
     def export_report(self, path: str) -> None:
         export(path, self.payload())

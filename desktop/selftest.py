@@ -61,6 +61,9 @@ REQUIRED_RESOURCES = (
     ("web", "vendor", "d3-5.7.0.min.js"),
     ("web", "vendor", "jquery-2.2.4.min.js"),
     ("i18n", "tsx_medtrans_zh_CN.qm"),
+    ("glossary", "medical_glossary.tsv"),  # the default medical glossary, loaded at first start
+    ("glossary", "sources.json"),
+    ("glossary", "NOTICE.md"),
     ("models", "default.yaml"),
 )
 

@@ -125,6 +125,20 @@ class AppSettings:
     def set_term_block(self, enabled: bool) -> None:
         self.q.setValue("glossary/term_block", bool(enabled))
 
+    def use_default_glossary(self) -> bool:
+        """The shipped medical glossary: on from the first start until the user turns it off."""
+        return str(self.q.value("glossary/use_default", "true")).lower() not in ("0", "false", "no", "off")
+
+    def set_use_default_glossary(self, enabled: bool) -> None:
+        self.q.setValue("glossary/use_default", bool(enabled))
+
+    def check_general_terms(self) -> bool:
+        """Require the general dictionary's everyday words too (off: they are advisory)."""
+        return str(self.q.value("glossary/general_terms", "false")).lower() in ("1", "true", "yes")
+
+    def set_check_general_terms(self, enabled: bool) -> None:
+        self.q.setValue("glossary/general_terms", bool(enabled))
+
     def log_source_text(self) -> bool:
         """Off unless the user turns it on: patient text stays out of log files."""
         return str(self.q.value("privacy/log_source_text", "false")).lower() in ("1", "true", "yes")

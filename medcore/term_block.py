@@ -39,7 +39,9 @@ def block_terms(glossary: Glossary | None, source: str, direction: str,
     """(source term, translation) for every glossary term in ``source``, in source order.
 
     A term with several translations contributes its first one (the glossary's order is its priority).
-    The contract's ``max_terms`` cap is applied when the block is rendered.
+    By default only required terms go in (a general dictionary's everyday words are advisory and would
+    push loose glosses into the translation); ``keep`` replaces that rule. The contract's
+    ``max_terms`` cap is applied when the block is rendered.
     """
     if glossary is None or not len(glossary):
         return []
@@ -47,7 +49,7 @@ def block_terms(glossary: Glossary | None, source: str, direction: str,
     pairs = []
     for hit in glossary.find(source, src_lang):
         expected = hit.expected(tgt_lang)
-        if expected and (keep is None or keep(hit)):
+        if expected and (keep(hit) if keep is not None else glossary.required(hit)):
             pairs.append((hit.span.text, display_form(expected[0], tgt_lang)))
     return pairs
 

@@ -285,6 +285,8 @@ def build_app_deb(version: str, depends: list[str], compression: str) -> Path:
     vendor_licenses = ROOT / "resources" / "web" / "vendor" / "licenses"
     if vendor_licenses.is_dir():
         shutil.copytree(vendor_licenses, doc / "third-party-licenses")
+    # The default medical glossary's sources, licences and the attribution HPO and CC-CEDICT require.
+    shutil.copy2(ROOT / "resources" / "glossary" / "NOTICE.md", doc / "GLOSSARY-NOTICE.md")
     write_control(tree / "DEBIAN", {
         "Package": "tsx-medtrans", "Version": version, "Architecture": "amd64", "Maintainer": MAINTAINER,
         "Section": "science", "Priority": "optional",
@@ -293,7 +295,8 @@ def build_app_deb(version: str, depends: list[str], compression: str) -> Path:
         "Suggests": ATTENTION_PACKAGE,
         "Description": "offline Chinese<->English medical translator\n"
                        " Translates clinical text between Chinese and English on this computer with a local\n"
-                       " llama.cpp model; nothing is sent over the network. Term checks against glossaries,\n"
+                       " llama.cpp model; nothing is sent over the network. Term checks against a built-in\n"
+                       " medical glossary (HPO, TICO-19, CC-CEDICT; see GLOSSARY-NOTICE.md) and clinical red flags,\n"
                        " attention views (with the tsx-medtrans-attention component) and a self-test\n"
                        " (tsx-medtrans --self-test) for IT after installation.",
     }, tree)

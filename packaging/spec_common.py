@@ -22,7 +22,8 @@ The parts that matter (each a known way for a frozen llama.cpp / QtWebEngine app
   PySide6 hooks; one-folder mode is required (one-file unpacks to a temp dir per start and breaks
   the helper process). Chromium's UI locales are trimmed to English and Chinese.
 * **Data**: ``resources/`` (prompt contract, vendored JavaScript with licences, term-view script,
-  ``.qm`` UI translations, icons, sample documents) goes to ``resources/`` beside the code, which is
+  ``.qm`` UI translations, icons, sample documents, the default medical glossary) goes to ``resources/``
+  beside the code, which is
   where ``medcore.resources`` looks for it.
 * **No torch in the core flavour**: the attention engine imports torch/transformers lazily, and
   PyInstaller would follow those imports and pull in ~1 GB. They are excluded; the attention
@@ -48,7 +49,8 @@ ENTRY = ROOT / "packaging" / "entry.py"
 RUNTIME_HOOK = ROOT / "packaging" / "rthook_tsx.py"
 
 # resources/ sub-folders the app reads at run time (trainer configs and converter probes are not).
-RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples", "models")  # models: tuned-model specs + adapters
+# models: tuned-model specs + adapters; glossary: the default medical glossary with its sources and NOTICE.md
+RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples", "models", "glossary")
 RESOURCE_SKIP_SUFFIXES = (".ts", ".pyc")  # Qt Linguist sources: the .qm files are what loads
 
 HIDDEN_IMPORTS = [

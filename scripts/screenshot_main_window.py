@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--out", default=str(REPO / "docs" / "screenshots" / "main_window.png"))
     ap.add_argument("--after-tokens", type=int, default=40, help="take the picture after this many streamed pieces")
-    ap.add_argument("--glossary", action="append",
-                    default=[str(REPO.parent / "shared" / "data" / "terms" / n) for n in ("cedict_medical.tsv", "hpo_zh.tsv")])
+    # The default medical glossary is always loaded (as at a user's first start); these come on top.
+    ap.add_argument("--glossary", action="append", default=[], help="an extra term list of the user's")
     ap.add_argument("--no-attention", action="store_true", help="leave the attention dock out of the picture")
     args = ap.parse_args(argv)
 

@@ -52,6 +52,23 @@ ZH = {
     "%1 (base model only)": "%1（仅基础模型）",
     "Translating with the tuned model": "正在使用微调模型翻译",
     "Translating with the base model only": "正在仅使用基础模型翻译",
+    # issue 13: default glossary, per-term review, clinical checks
+    "Medical glossary": "医学术语表", "default medical glossary": "默认医学术语表",
+    "The shipped medical glossary (HPO, TICO-19, CC-CEDICT); your own term lists come on top":
+        "内置医学术语表（HPO、TICO-19、CC-CEDICT）；您自己的术语表优先",
+    "Cannot save to your glossary: %1": "无法保存到您的术语表：%1", "Added to %1": "已添加到 %1",
+    "Already in %1": "%1 中已有此条", "Add to my glossary": "添加到我的术语表",
+    "Translation of %1 to save in your glossary:": "要保存到您术语表中的“%1”的译法：",
+    "Accept the model's wording": "接受模型译法",
+    "Mark the selected term as reviewed for this translation": "将所选术语标记为本次译文已复核",
+    "Add to my glossary…": "添加到我的术语表…",
+    "Save the wording selected in the translation (or typed) as this term's translation in your own glossary file":
+        "将译文中选中（或输入）的措辞作为该术语的译法保存到您自己的术语表文件",
+    "Sentence": "句子", "Check": "检查项", "Finding": "发现", "accepted": "已接受",
+    "advisory (general word)": "提示（普通词）", "%1 translated in different ways: %2": "“%1”有不同译法：%2",
+    "Clinical checks: after the translation": "临床检查：翻译完成后进行",
+    "Clinical checks: %1 finding(s) to review": "临床检查：%1 项待复核",
+    "Clinical checks: numbers, negations, sides and completeness carried over": "临床检查：数字、否定、左右侧与完整性均已保留",
 }
 
 

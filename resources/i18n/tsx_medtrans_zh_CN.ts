@@ -3,304 +3,409 @@
 <context>
     <name>GlossaryPanel</name>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <location filename="../../desktop/glossary_panel.py" line="44" />
         <source>Term</source>
         <translation>术语</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <location filename="../../desktop/glossary_panel.py" line="44" />
         <source>Expected</source>
         <translation>预期译法</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <location filename="../../desktop/glossary_panel.py" line="44" />
         <source>Found</source>
         <translation>译文中</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="34" />
+        <location filename="../../desktop/glossary_panel.py" line="44" />
         <source>Status</source>
         <translation>状态</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="59" />
+        <location filename="../../desktop/glossary_panel.py" line="52" />
+        <source>Accept the model's wording</source>
+        <translation>接受模型译法</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="53" />
+        <source>Mark the selected term as reviewed for this translation</source>
+        <translation>将所选术语标记为本次译文已复核</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="54" />
+        <source>Add to my glossary…</source>
+        <translation>添加到我的术语表…</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="55" />
+        <source>Save the wording selected in the translation (or typed) as this term's translation in your own glossary file</source>
+        <translation>将译文中选中（或输入）的措辞作为该术语的译法保存到您自己的术语表文件</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="63" />
+        <source>Sentence</source>
+        <translation>句子</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="63" />
+        <source>Check</source>
+        <translation>检查项</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="63" />
+        <source>Finding</source>
+        <translation>发现</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="95" />
         <source>No glossary loaded.</source>
         <translation>未加载术语表。</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="61" />
+        <location filename="../../desktop/glossary_panel.py" line="97" />
         <source>Glossary: %1 (%2 terms)</source>
         <translation>术语表：%1（%2 条）</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="66" />
+        <location filename="../../desktop/glossary_panel.py" line="103" />
         <source>%1 of %2 terms as expected, %3 to review</source>
         <translation>%2 个术语中 %1 个符合预期，%3 个待复核</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="69" />
+        <location filename="../../desktop/glossary_panel.py" line="106" />
         <source>%1 terms found in the source</source>
         <translation>原文中发现 %1 个术语</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="79" />
+        <location filename="../../desktop/glossary_panel.py" line="116" />
         <source>pending</source>
         <translation>待翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="81" />
+        <location filename="../../desktop/glossary_panel.py" line="118" />
         <source>OK</source>
         <translation>符合</translation>
     </message>
     <message>
-        <location filename="../../desktop/glossary_panel.py" line="83" />
+        <location filename="../../desktop/glossary_panel.py" line="120" />
+        <source>accepted</source>
+        <translation>已接受</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="122" />
+        <source>advisory (general word)</source>
+        <translation>提示（普通词）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="124" />
         <source>review: missing</source>
         <translation>复核：缺失</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="149" />
+        <source>%1 translated in different ways: %2</source>
+        <translation>“%1”有不同译法：%2</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="163" />
+        <source>Clinical checks: after the translation</source>
+        <translation>临床检查：翻译完成后进行</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="165" />
+        <source>Clinical checks: %1 finding(s) to review</source>
+        <translation>临床检查：%1 项待复核</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/glossary_panel.py" line="167" />
+        <source>Clinical checks: numbers, negations, sides and completeness carried over</source>
+        <translation>临床检查：数字、否定、左右侧与完整性均已保留</translation>
     </message>
 </context>
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/main_window.py" line="113" />
+        <location filename="../../desktop/main_window.py" line="135" />
         <source>No model installed: run `tsx-models fetch` or choose a GGUF file.</source>
         <translation>未安装模型：请运行 `tsx-models fetch` 或选择 GGUF 文件。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="118" />
+        <location filename="../../desktop/main_window.py" line="140" />
         <source>Main</source>
         <translation>主工具栏</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="121" />
+        <location filename="../../desktop/main_window.py" line="143" />
         <source>Open…</source>
         <translation>打开…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="122" />
+        <location filename="../../desktop/main_window.py" line="144" />
         <source>Save translation…</source>
         <translation>保存译文…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="123" />
+        <location filename="../../desktop/main_window.py" line="145" />
         <source>Export with term report…</source>
         <translation>导出译文及术语报告…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="124" />
+        <location filename="../../desktop/main_window.py" line="146" />
         <source>Load glossary…</source>
         <translation>加载术语表…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="125" />
+        <location filename="../../desktop/main_window.py" line="147" />
         <source>Clear glossary</source>
         <translation>清除术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="126" />
+        <location filename="../../desktop/main_window.py" line="148" />
+        <source>Medical glossary</source>
+        <translation>医学术语表</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="149" />
+        <source>The shipped medical glossary (HPO, TICO-19, CC-CEDICT); your own term lists come on top</source>
+        <translation>内置医学术语表（HPO、TICO-19、CC-CEDICT）；您自己的术语表优先</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="152" />
         <source>Choose GGUF…</source>
         <translation>选择 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="127" />
+        <location filename="../../desktop/main_window.py" line="153" />
         <source>Model settings…</source>
         <translation>模型设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="129" />
+        <location filename="../../desktop/main_window.py" line="155" />
         <source>Base model only</source>
         <translation>仅用基础模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="130" />
+        <location filename="../../desktop/main_window.py" line="156" />
         <source>Translate with the base model, without the tuned model's adapters</source>
         <translation>用基础模型翻译，不加载微调模型的适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="132" />
+        <location filename="../../desktop/main_window.py" line="158" />
         <source>Translate</source>
         <translation>翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="134" />
+        <location filename="../../desktop/main_window.py" line="160" />
         <source>Translate (Ctrl+Enter)</source>
         <translation>翻译（Ctrl+Enter）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="135" />
+        <location filename="../../desktop/main_window.py" line="161" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="136" />
+        <location filename="../../desktop/main_window.py" line="162" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="137" />
+        <location filename="../../desktop/main_window.py" line="163" />
         <source>Clear</source>
         <translation>清空</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="140" />
+        <location filename="../../desktop/main_window.py" line="166" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="142" />
+        <location filename="../../desktop/main_window.py" line="168" />
         <source>Auto</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="161" />
+        <location filename="../../desktop/main_window.py" line="187" />
         <source>Paste or open medical text (Chinese or English)…</source>
         <translation>粘贴或打开医学文本（中文或英文）…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="164" />
+        <location filename="../../desktop/main_window.py" line="190" />
         <source>The translation appears here.</source>
         <translation>译文显示在这里。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="180" />
+        <location filename="../../desktop/main_window.py" line="206" />
         <source>Terms</source>
         <translation>术语</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="186" />
-        <location filename="../../desktop/main_window.py" line="299" />
-        <location filename="../../desktop/main_window.py" line="364" />
+        <location filename="../../desktop/main_window.py" line="212" />
+        <location filename="../../desktop/main_window.py" line="329" />
+        <location filename="../../desktop/main_window.py" line="394" />
         <source>No model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="241" />
+        <location filename="../../desktop/main_window.py" line="271" />
         <source>Attention</source>
         <translation>注意力</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="298" />
-        <location filename="../../desktop/main_window.py" line="367" />
+        <location filename="../../desktop/main_window.py" line="328" />
+        <location filename="../../desktop/main_window.py" line="397" />
         <source>Cannot use this model: %1</source>
         <translation>无法使用该模型：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="303" />
+        <location filename="../../desktop/main_window.py" line="333" />
         <source>Loading %1…</source>
         <translation>正在加载 %1…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="326" />
+        <location filename="../../desktop/main_window.py" line="356" />
         <source>Model loaded in %1 s</source>
         <translation>模型已加载，用时 %1 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="335" />
+        <location filename="../../desktop/main_window.py" line="365" />
         <source>%1 (base model only)</source>
         <translation>%1（仅基础模型）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="358" />
+        <location filename="../../desktop/main_window.py" line="388" />
         <source>Translating with the tuned model</source>
         <translation>正在使用微调模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="359" />
+        <location filename="../../desktop/main_window.py" line="389" />
         <source>Translating with the base model only</source>
         <translation>正在仅使用基础模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="381" />
+        <location filename="../../desktop/main_window.py" line="411" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="381" />
+        <location filename="../../desktop/main_window.py" line="411" />
         <source>GGUF models (*.gguf);;All files (*)</source>
         <translation>GGUF 模型 (*.gguf);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="401" />
+        <location filename="../../desktop/main_window.py" line="437" />
         <source>Cannot read the glossary: %1</source>
         <translation>无法读取术语表：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="411" />
+        <location filename="../../desktop/main_window.py" line="442" />
+        <source>default medical glossary</source>
+        <translation>默认医学术语表</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="492" />
+        <source>Cannot save to your glossary: %1</source>
+        <translation>无法保存到您的术语表：%1</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="494" />
+        <source>Added to %1</source>
+        <translation>已添加到 %1</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="494" />
+        <source>Already in %1</source>
+        <translation>%1 中已有此条</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="505" />
+        <source>Add to my glossary</source>
+        <translation>添加到我的术语表</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="506" />
+        <source>Translation of %1 to save in your glossary:</source>
+        <translation>要保存到您术语表中的“%1”的译法：</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="512" />
         <source>Load term lists</source>
         <translation>加载术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="412" />
+        <location filename="../../desktop/main_window.py" line="513" />
         <source>Term lists (*.tsv *.csv *.xlsx *.jsonl *.txt);;All files (*)</source>
         <translation>术语表 (*.tsv *.csv *.xlsx *.jsonl *.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="507" />
+        <location filename="../../desktop/main_window.py" line="636" />
         <source>Load a model first.</source>
         <translation>请先加载模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="523" />
+        <location filename="../../desktop/main_window.py" line="653" />
         <source>Translating…</source>
         <translation>正在翻译…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="529" />
+        <location filename="../../desktop/main_window.py" line="659" />
         <source>Stopping…</source>
         <translation>正在停止…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="544" />
-        <location filename="../../desktop/main_window.py" line="563" />
+        <location filename="../../desktop/main_window.py" line="674" />
+        <location filename="../../desktop/main_window.py" line="693" />
         <source>%1 tok/s</source>
         <translation>%1 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="565" />
+        <location filename="../../desktop/main_window.py" line="695" />
         <source>Stopped: the translation is incomplete.</source>
         <translation>已停止：译文不完整。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="567" />
+        <location filename="../../desktop/main_window.py" line="697" />
         <source>Done: %1 tokens in %2 s</source>
         <translation>完成：%1 个词元，用时 %2 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="579" />
+        <location filename="../../desktop/main_window.py" line="709" />
         <source>Translation failed: %1</source>
         <translation>翻译失败：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="609" />
+        <location filename="../../desktop/main_window.py" line="739" />
         <source>Opened %1 (%2)</source>
         <translation>已打开 %1（%2）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="631" />
+        <location filename="../../desktop/main_window.py" line="762" />
         <source>Open text</source>
         <translation>打开文本</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="631" />
+        <location filename="../../desktop/main_window.py" line="762" />
         <source>Text files (*.txt);;All files (*)</source>
         <translation>文本文件 (*.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="636" />
+        <location filename="../../desktop/main_window.py" line="767" />
         <source>Save translation</source>
         <translation>保存译文</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="636" />
+        <location filename="../../desktop/main_window.py" line="767" />
         <source>Text files (*.txt)</source>
         <translation>文本文件 (*.txt)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="641" />
+        <location filename="../../desktop/main_window.py" line="772" />
         <source>Export translation with term report</source>
         <translation>导出译文及术语报告</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="642" />
+        <location filename="../../desktop/main_window.py" line="773" />
         <source>Text report (*.txt);;JSON (*.json)</source>
         <translation>文本报告 (*.txt);;JSON (*.json)</translation>
     </message>

@@ -46,6 +46,8 @@ def test_block_terms_come_from_the_shared_matcher_in_source_order():
     assert block_terms(GLOSSARY, "Covid-19 with Hypertension", "en-zh") == [("Covid-19", "COVID-19"),
                                                                              ("Hypertension", "高血压")]
     assert block_terms(GLOSSARY, "无关文本", "zh-en") == []
+    everyday = Glossary([Term("服用", "take", "cedict", general=True), Term("高血压", "hypertension", "hpo")])
+    assert block_terms(everyday, "服用药物控制高血压", "zh-en") == [("高血压", "hypertension")]  # advisory left out
     assert block_terms(None, "高血压", "zh-en") == []
     keep_hpo = lambda hit: any(t.origin == "hpo" for t in hit.terms)  # noqa: E731
     assert block_terms(GLOSSARY, "COVID-19 合并高血压", "zh-en", keep=keep_hpo) == [("高血压", "hypertension")]

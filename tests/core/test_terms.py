@@ -48,7 +48,8 @@ def test_find_phrase_rules():
     assert find_phrase("患者有心肌梗死病史", "心肌梗死", "zh").start == 3
     assert find_phrase("患者有心肌梗塞病史", "心肌梗死", "zh") is None  # character-exact for Chinese
     assert find_phrase("Severe HEADACHE.", "headache", "en").text == "HEADACHE"
-    assert find_phrase("headaches", "headache", "en") is None
+    assert find_phrase("headaches", "headache", "en").text == "headaches"  # inflection tolerated
+    assert find_phrase("headachesque", "headache", "en") is None  # still whole words
     assert find_phrase("ｃｏｖｉｄ-19", "COVID-19", "en").text == "ｃｏｖｉｄ-19"
 
 
@@ -66,3 +67,66 @@ def test_normalisation_and_language_detection():
     assert detect_lang("患者CT示右肺HIV阳性") == "zh"
     assert detect_lang("The patient's CT showed 肺 nodules in both lungs") == "en"
     assert detect_lang("12345") == "en"
+
+
+def test_english_inflection_spelling_and_numerals():
+    cases = [
+        ("The symptoms resolved.", "symptom", "symptoms"),
+        ("She was diagnosed with it.", "diagnose", "diagnosed"),
+        ("a diagnosis of", "diagnose", "diagnosis"),
+        ("Bleeding stopped", "bleed", "Bleeding"),
+        ("two biopsies were taken", "biopsy", "biopsies"),
+        ("esophageal tumors", "oesophageal tumour", "esophageal tumors"),
+        ("severe anaemia", "anemia", "anaemia"),
+        ("the patient was hospitalised", "hospitalized", "hospitalised"),
+        ("in the centre", "center", "centre"),
+        ("labelled samples", "labeled sample", "labelled samples"),
+        ("type 2 diabetes mellitus", "Type II diabetes mellitus", "type 2 diabetes mellitus"),
+        ("NON-SMALL cell lung cancer", "non small cell lung cancer", "NON-SMALL cell lung cancer"),
+    ]
+    for text, phrase, found in cases:
+        span = find_phrase(text, phrase, "en")
+        assert span is not None and span.text == found, (text, phrase, span)
+    # Whole words and the term's own punctuation still hold; an acronym is not an inflected word.
+    assert find_phrase("takeaway", "take", "en") is None
+    assert find_phrase("myocardial, infarction", "myocardial infarction", "en") is None
+    assert find_phrase("first aid was given", "AIDS", "en") is None
+    assert find_phrase("hiv and aids", "AIDS", "en").text == "aids"
+    assert find_phrase("symptomatic", "symptom", "en") is None
+
+
+def test_alternatives_in_one_field():
+    glossary = Glossary([Term("艾滋病", "acquired immunodeficiency syndrome (AIDS)"),
+                         Term("高血压", "hypertension | high blood pressure")])
+    checks = glossary.check("艾滋病和高血压", "AIDS and high blood pressure", "zh", "en")
+    assert [(c.expected, c.ok) for c in checks] == [
+        (["acquired immunodeficiency syndrome", "AIDS"], True), (["hypertension", "high blood pressure"], True)]
+    assert [h.span.text for h in glossary.find("Hypertension with AIDS", "en")] == ["Hypertension", "AIDS"]
+
+
+def test_priority_orders_expected_and_general_words_are_advisory():
+    glossary = Glossary([
+        Term("治疗", "medical treatment", "cedict", 10, general=True),      # everyday gloss: advisory
+        Term("肺炎", "inflammation of the lungs", "cedict", 10, general=True),
+        Term("肺炎", "pneumonia", "hpo", 30),                                 # curated outranks
+        Term("冠状动脉", "coronary artery", "cedict", 10, general=True),     # specific: still required
+        Term("贫血", "anemia", "cedict", 10, general=True),                  # medical word-form: required
+    ])
+    checks = {c.hit.span.text: c for c in glossary.check("治疗肺炎，冠状动脉，贫血", "We treated it.", "zh", "en")}
+    assert checks["肺炎"].expected == ["pneumonia", "inflammation of the lungs"]
+    assert (checks["治疗"].status, checks["治疗"].flagged) == ("advisory", False)
+    assert [k for k, c in checks.items() if c.flagged] == ["肺炎", "冠状动脉", "贫血"]
+    strict = Glossary(glossary.terms, general_terms=True)
+    assert all(c.flagged for c in strict.check("治疗肺炎", "We treated it.", "zh", "en"))
+    # A plain term file (no source information) is always required: the metric counts every term.
+    assert Glossary([Term("治疗", "medical treatment")]).check("治疗", "x", "zh", "en")[0].flagged
+
+
+def test_consistency_flags_two_translations_of_one_term():
+    glossary = Glossary([Term("高血压", "hypertension"), Term("高血压", "high blood pressure"),
+                         Term("糖尿病", "diabetes"), Term("糖尿病", "diabetes mellitus")])
+    found = glossary.consistency("高血压。糖尿病。高血压，糖尿病。",
+                                 "Hypertension. Diabetes mellitus. High blood pressure, diabetes.", "zh", "en")
+    assert [(f.term, f.to_dict()["variants"]) for f in found] == [("高血压", ["Hypertension", "High blood pressure"])]
+    assert glossary.consistency("高血压，高血压", "hypertension, hypertensions", "zh", "en") == []
+    assert glossary.consistency("高血压", "hypertension, high blood pressure", "zh", "en") == []  # one occurrence

@@ -40,6 +40,8 @@ def small_engine(small_gguf):
 def _isolated_cache(tmp_path, monkeypatch):
     """Model-hash cache and any XDG writes go to the test's tmp dir, not the user's home."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # The user's own glossary ("Add to my glossary") goes to the test's tmp dir as well.
+    monkeypatch.setenv("TSX_USER_GLOSSARY", str(tmp_path / "my_glossary.tsv"))
 
 
 @pytest.fixture

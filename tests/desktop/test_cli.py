@@ -19,11 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_json_output_with_term_report_and_provenance(tiny_gguf, term_files, capsys):
-    rc = main(["translate", "-m", str(tiny_gguf), "-d", "zh-en", "--max-tokens", "6", "--json",
+    rc = main(["translate", "-m", str(tiny_gguf), "-d", "zh-en", "--max-tokens", "6", "--json", "--no-default-glossary",
                "-g", str(term_files[0]), "-g", str(term_files[1]), "患者有高血压和糖尿病。"])
     assert rc == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["direction"] == "zh-en" and payload["complete"] is True
+    # complete only when it ran to the end and no red flag was raised
+    assert payload["direction"] == "zh-en" and payload["complete"] is (not payload["red_flags"])
     terms = {row["term"]: row for row in payload["term_report"]["terms"]}
     assert {"患者", "高血压", "糖尿病"} <= set(terms)
     assert "hypertension" in terms["高血压"]["expected"]
@@ -122,3 +123,60 @@ def test_qt_void_calls_cannot_kill_the_process():
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 0, proc.stderr[-500:]
     assert proc.stdout.strip() == "alive"
+
+
+def test_translate_json_has_default_glossary_and_red_flags_per_sentence(tiny_gguf, capsys):
+    # Random weights: the output cannot carry "5 mg" and "左" over, so those sentences are flagged.
+    rc = main(["translate", "-m", str(tiny_gguf), "-d", "zh-en", "--max-tokens", "6", "--json",
+               "患者诉头痛。给予阿司匹林 100 mg，左侧胸痛。"])
+    assert rc == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["provenance"]["glossaries"] == ["default medical glossary"]
+    assert {row["term"] for row in payload["term_report"]["terms"]} >= {"头痛", "阿司匹林", "胸痛"}
+    flags = payload["red_flags"]
+    assert payload["complete"] is False
+    assert any(f["kind"] == "number" and f["evidence"] == "100" and f["segment"] == 1 for f in flags)
+    assert all(f["segment"] in (0, 1) for f in flags)
+
+
+def test_check_clean_and_flagged_pairs(capsys):
+    clean = ["check", "--source", "患者否认胸痛，左肺无啰音，给予阿司匹林 100 mg 每日一次。",
+             "--translation", "The patient denies chest pain; no rales in the left lung; aspirin 100 mg once daily."]
+    assert main(clean + ["--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["flagged"] is False and payload["red_flags"] == []
+    assert payload["term_report"]["missing"] == 0 and payload["direction"] == "zh-en"
+    bad = ["check", "--source", clean[2], "--translation",
+           "The patient reports chest pain; rales in the right lung; aspirin 10 mg once daily.", "--json"]
+    assert main(bad) == 1
+    kinds = sorted(f["kind"] for f in json.loads(capsys.readouterr().out)["red_flags"])
+    assert kinds == ["laterality", "laterality", "negation", "number", "number"]
+    # plain text output names each finding; exit status 1
+    assert main(bad[:-1]) == 1
+    out = capsys.readouterr().out
+    assert "FLAGGED" in out and "100 mg in the source is not in the translation" in out
+
+
+def test_check_tsv_of_pairs_is_one_document(tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("source\ttranslation\n"
+                     "既往高血压病史。\tHistory of hypertension.\n"
+                     "高血压控制良好。\tHigh blood pressure is well controlled.\n"
+                     "未见肺炎。\tPneumonia was seen.\n", encoding="utf-8")
+    assert main(["check", "-i", str(pairs), "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["pairs_checked"] == 3 and payload["pairs_flagged"] == 1
+    assert [p["line"] for p in payload["pairs"] if p["flagged"]] == [4]
+    assert payload["pairs"][2]["red_flags"][0]["kind"] == "negation"
+    # one term, two translations across the document
+    assert [c["term"] for c in payload["consistency"]] == ["高血压"]
+
+
+def test_check_usage_errors(tmp_path, capsys):
+    assert main(["check", "--source", "x"]) == 2
+    assert "give --source and --translation" in capsys.readouterr().err
+    broken = tmp_path / "broken.tsv"
+    broken.write_text("only one field\n", encoding="utf-8")
+    assert main(["check", "-i", str(broken)]) == 2
+    assert "broken.tsv:1: expected source<TAB>translation" in capsys.readouterr().err
+    assert main(["check", "-i", str(tmp_path / "none.tsv")]) == 2

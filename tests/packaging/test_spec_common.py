@@ -18,7 +18,8 @@ def test_resource_datas_cover_runtime_files_and_skip_sources(spec_common):
     for needed in ("resources/prompts/translation.yaml", "resources/web/term_view.js",
                    "resources/web/vendor/require-2.3.6.js", "resources/web/vendor/d3-5.7.0.min.js",
                    "resources/web/vendor/jquery-2.2.4.min.js", "resources/i18n/tsx_medtrans_zh_CN.qm",
-                   "resources/icons/tsx-medtrans.svg"):
+                   "resources/icons/tsx-medtrans.svg", "resources/glossary/medical_glossary.tsv",
+                   "resources/glossary/sources.json", "resources/glossary/NOTICE.md"):
         folder = needed.rsplit("/", 1)[0]
         assert (needed, folder) in dests, needed
     sources = [src for src, _ in datas]
