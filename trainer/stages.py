@@ -21,6 +21,8 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +55,37 @@ log = logging.getLogger(__name__)
 MAX_BAD_STEPS_IN_ROW = 8
 # Config fields that may change between a run and its resumption (they do not change the math).
 RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir", "device"}
+
+
+class StopRequest:
+    """SIGINT/SIGTERM during training: finish the current optimizer step, checkpoint it, then stop.
+
+    A second Ctrl-C stops at once (the last periodic checkpoint is kept). Outside the main thread
+    (where Python cannot install handlers) signals keep their default behaviour.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.forced = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"signal {signum}: stopping after this step with a checkpoint (Ctrl-C again to stop now)", flush=True)
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def uninstall(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
 
 @dataclass
@@ -382,7 +415,9 @@ class StageRun:
         window_loss, window_tokens, window_examples, window_steps, t0 = 0.0, 0, 0, 0, time.perf_counter()
         bad_in_row = 0
         done = state["global_step"] >= total_steps
+        stop = StopRequest()
         try:
+            stop.install()
             while not done and state["epoch"] < cfg.epochs:
                 epoch = state["epoch"]
                 order = epoch_order([len(e.input_ids) for e in train], cfg.seed * 1000 + epoch,
@@ -446,13 +481,21 @@ class StageRun:
                     done = step >= total_steps
                     if step % cfg.eval_every == 0 and not done and position < len(micro_batches):
                         evaluate_and_save("periodic")
+                    if stop.signum is not None and not done:
+                        # A step boundary: model, optimizer and position agree, so this checkpoint resumes exactly.
+                        self._save_checkpoint(model, optimizer, scheduler, state)
+                        bar.write(f"stopped by signal {stop.signum} at step {step}: checkpoint saved in "
+                                  f"{self.ckpt_dir}; rerun with --resume to continue")
+                        raise KeyboardInterrupt
                 if position >= len(micro_batches):
                     state["epoch"], state["micro_done"] = epoch + 1, 0
                 evaluate_and_save("end" if done else f"epoch {epoch + 1}")
         except KeyboardInterrupt:
-            bar.write(f"interrupted at step {state['global_step']}; the last checkpoint is kept: rerun with --resume")
+            if stop.signum is None or stop.forced:
+                bar.write(f"interrupted at step {state['global_step']}; the last checkpoint is kept: rerun with --resume")
             raise
         finally:
+            stop.uninstall()
             bar.close()
         return self._finish(state, trainable, total, len(train), len(val), n_long)
 

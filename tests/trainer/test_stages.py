@@ -158,6 +158,40 @@ def test_resume_continues_instead_of_restarting(tiny_qwen2_dir, small_prepared, 
     assert resumed["best_val_loss"] == pytest.approx(whole["best_val_loss"], rel=1e-4)
 
 
+def test_sigterm_checkpoints_the_current_step_and_resume_matches(tiny_qwen2_dir, small_prepared, tmp_path,
+                                                                  monkeypatch):
+    """A job killed with SIGTERM (session end, `kill`) keeps its last whole step, not its last evaluation."""
+    import os
+    import signal
+
+    from accelerate import Accelerator
+
+    run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "whole", "max_steps=4",
+                           "eval_every=100"), show_progress=False)
+    config = stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "cut", "max_steps=4", "eval_every=100")
+    real_clip, calls = Accelerator.clip_grad_norm_, []
+
+    def clip_then_signal(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of step 3
+        return real_clip(self, *args, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", clip_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(config, show_progress=False)
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers are given back
+    state = json.loads((tmp_path / "cut" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["global_step"] == 3  # not 0: the step in flight was finished and saved
+    resumed = run_stage(config, resume=True, show_progress=False)
+    assert resumed["steps"] == 4
+    a = load_file(tmp_path / "whole" / "checkpoints" / "last" / "adapter.safetensors")
+    b = load_file(tmp_path / "cut" / "checkpoints" / "last" / "adapter.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
 def test_resume_refuses_changed_config(tiny_qwen2_dir, small_prepared, tmp_path):
     run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "r", "max_steps=1"), show_progress=False)
     with pytest.raises(ValueError, match="lora"):
