@@ -1,0 +1,141 @@
+"""The app's attention engine: attention captured from llama.cpp on the weights that translate.
+
+:class:`LlamaAttentionEngine` gives the views the same :class:`~desktop.attention.engine.AttentionResult`
+as the transformers reference engine (same cutting to source + translation, renormalising, token
+merging; :func:`~desktop.attention.engine.assemble` does both), but its numbers come from llama.cpp's
+own forward pass (:mod:`medcore.attention_capture`): the quantised GGUF the app translates with, the
+same weight-repacking setting, the tuned model's runtime LoRA stack. "Compare with base model" is the
+same pass with the adapter stack switched off. No torch anywhere on this path.
+
+Differences from the transformers engine, all measured against it in
+``tests/attention/test_llama_engine.py``: the weights are the quantised ones (the reference runs them
+dequantised to fp32), and rows are renormalised from f32 probabilities rather than log-weights (a
+source share as faint as the 1.5B's 3e-13 is still a normal f32 number).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from desktop.attention import tokens as tok
+from desktop.attention.engine import AttentionResult, Progress, assemble
+
+
+class LlamaAttentionEngine:
+    """Attention from llama.cpp (eval callback, flash attention off), cached per pair.
+
+    ``model``: a GGUF, bundled model name or tuned-model spec (its GGUF LoRA stack is applied, as when
+    translating). ``adapters``: extra GGUF LoRA files. ``repack``: weight repacking as for translation.
+    ``max_mb``: memory cap for one pair's attention (default ``$TSX_ATTENTION_MAX_MB`` or 192 MiB).
+    """
+
+    def __init__(self, model: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (), *,
+                 repack: bool | None = None, threads: int | None = None, n_ctx: int = 2048,
+                 max_mb: float | None = None, cache_size: int = 16):
+        from medcore.attention_capture import AttentionCapture
+
+        self.model_path = str(model)
+        self.cache_size = cache_size
+        self._capture = AttentionCapture(model, adapters, repack=repack, n_threads=threads, n_ctx=n_ctx,
+                                         max_bytes=None if max_mb is None else int(max_mb * 2**20))
+        self._cache: OrderedDict[tuple, AttentionResult] = OrderedDict()
+        self._lock = threading.RLock()
+        self.last_stats: dict[str, Any] = {}
+
+    # -- interface -------------------------------------------------------------------------------
+    @property
+    def capture(self) -> Any:
+        return self._capture
+
+    @property
+    def loaded(self) -> bool:
+        return self._capture.loaded
+
+    @property
+    def has_base(self) -> bool:
+        """Whether the model has a runtime adapter stack to switch off (known once loaded)."""
+        if not self._capture.loaded:
+            try:
+                from medcore.modelspec import resolve
+
+                return bool(resolve(os.path.expanduser(self.model_path)).adapters or self._capture.extra_adapters)
+            except Exception:  # noqa: BLE001 - an unloadable model has nothing to compare with
+                return False
+        return self._capture.has_adapters
+
+    def describe(self) -> str:
+        return self._capture.describe()
+
+    def load(self, progress: Progress | None = None) -> None:
+        with self._lock:
+            self._capture.load(progress)
+
+    def compute(self, source: str, translation: str, direction: str, *, base: bool = False,
+                progress: Progress | None = None) -> AttentionResult:
+        key = (source, translation, direction, bool(base))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            self._capture.load(progress)
+            if base and not self._capture.has_adapters:
+                raise ValueError("no base model to compare with: this model has no adapters")
+            if progress:
+                progress("Running the model" + (" (base weights)" if base else ""))
+            result = self._compute(source, translation, direction, base)
+            self._cache[key] = result
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            return result
+
+    def close(self) -> None:
+        with self._lock:
+            self._capture.close()
+            self._cache.clear()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _compute(self, source: str, translation: str, direction: str, base: bool) -> AttentionResult:
+        from medcore.attention_capture import CaptureStats
+
+        cap = self._capture
+        layout = cap.layout(source, translation, direction)
+        cap.check_size(layout)
+        kept, gen_rows = layout.kept, layout.gen_rows
+        # One capture of every needed query row (kept + the last header token, which produced the
+        # first translation token); the two arrays assemble() wants are views into it.
+        rows = kept + [r for r in gen_rows if r not in set(kept)]
+        stats = CaptureStats()
+        block = cap.capture(layout.ids, rows, kept, adapters=not base, stats=stats)
+        index = {p: i for i, p in enumerate(rows)}
+        raw = block[:, :, [index[p] for p in kept]]
+        raw_gen = block[:, :, [index[p] for p in gen_rows]]
+        del block
+
+        src_units = tok.merge_pieces(source, layout.src_spans)
+        tgt_units = tok.merge_pieces(translation, layout.tgt_spans)
+        arrays = assemble(raw, raw_gen, src_units, tgt_units, len(layout.src_pos), len(layout.tgt_pos))
+        variant = "base" if base else ("fine-tuned" if cap.has_adapters else "model")
+        self.last_stats = {"tokens": stats.tokens, "seconds": stats.seconds, "kept_bytes": stats.kept_bytes}
+        result = AttentionResult(
+            source=source, translation=translation, direction=direction,
+            src_tokens=[u.text for u in src_units], tgt_tokens=[u.text for u in tgt_units],
+            src_spans=np.array([u.span for u in src_units], dtype=np.int64).reshape(-1, 2),
+            tgt_spans=np.array([u.span for u in tgt_units], dtype=np.int64).reshape(-1, 2),
+            model=self.describe(), variant=variant, n_pieces=(len(layout.src_pos), len(layout.tgt_pos)),
+            meta={"prompt_tokens": layout.prompt_len, "total_tokens": len(layout.ids), "engine": "llama.cpp",
+                  "capture_seconds": round(stats.seconds, 4), "repack": bool(getattr(cap.llm, "tsx_repack", False)),
+                  "model_file": Path(str(cap.base_path)).name},
+            **arrays,
+        )
+        result.validate()
+        return result
+
+
+__all__ = ["LlamaAttentionEngine"]
