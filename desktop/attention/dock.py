@@ -163,8 +163,9 @@ class AttentionDock(QWidget):
         def job(progress):
             if hasattr(engine, "load"):
                 engine.load(progress)
-            import bertviz  # noqa: F401  (slow first import: IPython)
+            from desktop.attention.page import _bertviz_view
 
+            _bertviz_view("head_view")  # compile the vendored BertViz view once
             return None
 
         self.worker.submit(job, replaceable=False)
