@@ -34,14 +34,25 @@ class LlamaAttentionEngine:
     ``model``: a GGUF, bundled model name or tuned-model spec (its GGUF LoRA stack is applied, as when
     translating). ``adapters``: extra GGUF LoRA files. ``repack``: weight repacking as for translation.
     ``max_mb``: memory cap for one pair's attention (default ``$TSX_ATTENTION_MAX_MB`` or 192 MiB).
+    ``base_model``: for a model without adapters (a merged export), another model to compare with
+    (opened on first use); with adapters, the base is the same weights with the stack switched off.
     """
 
     def __init__(self, model: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (), *,
                  repack: bool | None = None, threads: int | None = None, n_ctx: int = 2048,
-                 max_mb: float | None = None, cache_size: int = 16):
+                 max_mb: float | None = None, cache_size: int = 16,
+                 base_model: str | os.PathLike[str] | None = None):
         from medcore.attention_capture import AttentionCapture
 
+        for adapter in adapters:
+            if Path(adapter).is_dir():
+                raise ValueError(f"{adapter} is a PEFT adapter directory; the app's attention runs in llama.cpp and "
+                                 "needs GGUF LoRA files: convert it with `tsx-convert lora` (or load a tuned-model spec)")
         self.model_path = str(model)
+        self.base_model = str(base_model) if base_model else None
+        self._engine_args = {"repack": repack, "threads": threads, "n_ctx": n_ctx, "max_mb": max_mb,
+                             "cache_size": cache_size}
+        self._base_engine: LlamaAttentionEngine | None = None
         self.cache_size = cache_size
         self._capture = AttentionCapture(model, adapters, repack=repack, n_threads=threads, n_ctx=n_ctx,
                                          max_bytes=None if max_mb is None else int(max_mb * 2**20))
@@ -60,7 +71,9 @@ class LlamaAttentionEngine:
 
     @property
     def has_base(self) -> bool:
-        """Whether the model has a runtime adapter stack to switch off (known once loaded)."""
+        """Whether "compare with base model" has something to compare: adapters to switch off, or a base model."""
+        if self.base_model is not None:
+            return True
         if not self._capture.loaded:
             try:
                 from medcore.modelspec import resolve
@@ -79,6 +92,15 @@ class LlamaAttentionEngine:
 
     def compute(self, source: str, translation: str, direction: str, *, base: bool = False,
                 progress: Progress | None = None) -> AttentionResult:
+        if base and self.base_model is not None:
+            with self._lock:
+                self._capture.load(progress)  # whether the model has adapters of its own decides
+        if base and self.base_model is not None and not self._capture.has_adapters:
+            if self._base_engine is None:
+                self._base_engine = LlamaAttentionEngine(self.base_model, **self._engine_args)
+            result = self._base_engine.compute(source, translation, direction, progress=progress)
+            result.variant = "base"
+            return result
         key = (source, translation, direction, bool(base))
         with self._lock:
             if key in self._cache:
@@ -99,6 +121,9 @@ class LlamaAttentionEngine:
         with self._lock:
             self._capture.close()
             self._cache.clear()
+            if self._base_engine is not None:
+                self._base_engine.close()
+                self._base_engine = None
 
     # -- internals -------------------------------------------------------------------------------
     def _compute(self, source: str, translation: str, direction: str, base: bool) -> AttentionResult:
