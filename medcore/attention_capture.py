@@ -506,7 +506,9 @@ def _chat_formatter(llm: Any, path: Path) -> Any:
     """The GGUF's own chat template, set up exactly as ``desktop.engine.TranslationEngine.load`` does."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    template = (getattr(llm, "metadata", None) or {}).get("tokenizer.chat_template")
+    from medcore.gguf_header import Key
+
+    template = (getattr(llm, "metadata", None) or {}).get(Key.CHAT_TEMPLATE)
     if not template:
         raise CaptureError(f"{path.name} has no chat template (tokenizer.chat_template): the translation prompt "
                            "cannot be rebuilt for it")
