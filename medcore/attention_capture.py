@@ -268,6 +268,8 @@ class AttentionCapture:
         self._formatter: Any = None
         self._adapters_on = False
         self._api: ctypes.CDLL | None = None
+        self._prefix: tuple | None = None  # (token ids, adapters on) whose keys/values are in cells 0..len-1
+        self._last_reused = 0
 
     # -- loading -------------------------------------------------------------------------------------
     @property
@@ -333,6 +335,7 @@ class AttentionCapture:
 
     def _free_ctx(self, llama_cpp: Any) -> None:
         # ``llama_cpp`` is passed in: this also runs from Llama.__del__ at interpreter exit.
+        self._prefix = None
         if self._ctx is not None:
             llama_cpp.llama_set_adapters_lora(self._ctx, None, 0, None)
             llama_cpp.llama_free(self._ctx)
@@ -433,14 +436,16 @@ class AttentionCapture:
                 f"Inspect one sentence at a time, or raise the limit with {ENV_MAX_MB}.")
 
     def capture(self, ids: Sequence[int], rows: Sequence[int], cols: Sequence[int], *, adapters: bool = True,
-                stats: CaptureStats | None = None) -> np.ndarray:
+                reuse_prefix: int = 0, stats: CaptureStats | None = None) -> np.ndarray:
         """Attention ``[layers, heads, len(rows), len(cols)]`` of query positions ``rows`` over key positions ``cols``.
 
-        One forward pass over ``ids`` from an empty KV cache (so KV cell i holds position i), in
-        ubatches of at most ``n_ubatch`` tokens; ``adapters=False`` runs the base weights.
+        One forward pass over ``ids`` (KV cell i holds position i, checked), in ubatches of at most
+        ``n_ubatch`` tokens; ``adapters=False`` runs the base weights. ``reuse_prefix``: the first that
+        many tokens are the same for many calls (the prompt's system message and template text before the
+        source); their keys and values are kept in the cache after a call and reused by the next call that
+        starts with the same tokens under the same adapter setting, so only the rest is computed again. No
+        row may lie inside the reused prefix (its rows are not computed then).
         """
-        import llama_cpp
-
         if self._ctx is None:
             raise CaptureError("no model is loaded")
         row_arr = np.asarray(rows, dtype=np.int64)
@@ -451,34 +456,12 @@ class AttentionCapture:
         if need > self.max_bytes:
             raise AttentionTooLarge(f"{need / 2**20:.0f} MiB of attention weights exceed the "
                                     f"{self.max_bytes / 2**20:.0f} MiB limit")
+        if row_arr.size and reuse_prefix > int(row_arr.min()):
+            reuse_prefix = 0
         order = np.argsort(row_arr, kind="stable")
         collector = _Collector(self._api, self.n_layers, self.n_heads, row_arr[order], col_arr)
-        self.set_adapters(adapters and self.has_adapters)
         started = time.perf_counter()
-        mem = llama_cpp.llama_get_memory(self._ctx)
-        llama_cpp.llama_memory_clear(mem, True)
-        batch = llama_cpp.llama_batch_init(self.n_ubatch, 0, 1)
-        self._collector = collector
-        try:
-            for start in range(0, len(ids), self.n_ubatch):
-                chunk = list(ids[start:start + self.n_ubatch])
-                for i, token in enumerate(chunk):
-                    batch.token[i] = token
-                    batch.pos[i] = start + i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = 0
-                    batch.logits[i] = 0  # no logits wanted: attention only
-                batch.n_tokens = len(chunk)
-                collector.chunk_start, collector.chunk_len = start, len(chunk)
-                rc = llama_cpp.llama_decode(self._ctx, batch)
-                if collector.error is not None:
-                    raise collector.error
-                if rc != 0:
-                    raise CaptureError(f"llama.cpp could not run the attention pass (llama_decode returned {rc})")
-        finally:
-            self._collector = None
-            llama_cpp.llama_batch_free(batch)
-            llama_cpp.llama_memory_clear(mem, True)
+        self._run(ids, collector, adapters, reuse_prefix)
         if not collector.seen.all():
             missing = np.nonzero(~collector.seen)[0].tolist()
             raise CaptureError(f"llama.cpp gave no attention tensor for layers {missing[:5]}; is flash attention on?")
@@ -488,7 +471,75 @@ class AttentionCapture:
             stats.tokens = len(ids)
             stats.seconds = time.perf_counter() - started
             stats.kept_bytes = int(out.nbytes)
+            stats.meta["reused_prefix"] = self._last_reused
         return out
+
+    def forward_only(self, ids: Sequence[int], *, adapters: bool = True, reuse_prefix: int = 0) -> float:
+        """The same forward pass with nothing captured (the callback wants no tensor); seconds taken.
+
+        For benchmarks: the difference to :meth:`capture` is the cost of capturing.
+        """
+        if self._ctx is None:
+            raise CaptureError("no model is loaded")
+        started = time.perf_counter()
+        self._run(ids, None, adapters, reuse_prefix)
+        return time.perf_counter() - started
+
+    def _run(self, ids: Sequence[int], collector: _Collector | None, adapters: bool, reuse_prefix: int) -> None:
+        """Decode ``ids`` (all of it, or what follows a cached prefix) with ``collector`` listening."""
+        import llama_cpp
+
+        self.set_adapters(adapters and self.has_adapters)
+        mem = llama_cpp.llama_get_memory(self._ctx)
+        key = (tuple(ids[:reuse_prefix]), self._adapters_on) if reuse_prefix > 0 else None
+        self._last_reused = 0
+        if key is not None and key == self._prefix:
+            start = reuse_prefix  # cells 0..prefix-1 hold it already; later cells were freed after the last call
+            self._last_reused = reuse_prefix
+        else:
+            llama_cpp.llama_memory_clear(mem, True)
+            self._prefix = None
+            start = 0
+        batch = llama_cpp.llama_batch_init(self.n_ubatch, 0, 1)
+        ok = False
+        try:
+            if start == 0 and key is not None:  # compute the prefix once, nothing to capture in it
+                self._decode(batch, ids, 0, reuse_prefix, None)
+                start = reuse_prefix
+            self._decode(batch, ids, start, len(ids), collector)
+            ok = True
+        finally:
+            llama_cpp.llama_batch_free(batch)
+            if ok and key is not None:
+                llama_cpp.llama_memory_seq_rm(mem, 0, reuse_prefix, -1)  # keep the prefix, free the rest
+                self._prefix = key
+            else:
+                llama_cpp.llama_memory_clear(mem, True)
+                self._prefix = None
+
+    def _decode(self, batch: Any, ids: Sequence[int], lo: int, hi: int, collector: _Collector | None) -> None:
+        import llama_cpp
+
+        self._collector = collector
+        try:
+            for start in range(lo, hi, self.n_ubatch):
+                chunk = list(ids[start:min(hi, start + self.n_ubatch)])
+                for i, token in enumerate(chunk):
+                    batch.token[i] = token
+                    batch.pos[i] = start + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 0
+                    batch.logits[i] = 0  # no logits wanted: attention only
+                batch.n_tokens = len(chunk)
+                if collector is not None:
+                    collector.chunk_start, collector.chunk_len = start, len(chunk)
+                rc = llama_cpp.llama_decode(self._ctx, batch)
+                if collector is not None and collector.error is not None:
+                    raise collector.error
+                if rc != 0:
+                    raise CaptureError(f"llama.cpp could not run the attention pass (llama_decode returned {rc})")
+        finally:
+            self._collector = None
 
     def _dispatch(self, tensor: int, ask: bool, user_data: int) -> bool:
         collector = self._collector

@@ -164,3 +164,21 @@ def test_app_default_1_5b_faint_row_from_llama_cpp(app_gguf):
     start = en.index("myocardial infarction")
     a = align_term(r, (start, start + len("myocardial infarction")), (zh.index("心肌梗死"), zh.index("心肌梗死") + 4))
     assert a.src_text == "心肌梗死" and not a.weak
+
+
+@pytest.mark.bundled
+def test_reused_prompt_prefix_gives_the_same_attention_as_a_fresh_pass(llama_small):
+    """The prompt's text before the source is computed once and reused: same numbers as a full pass."""
+    src, tgt, direction, *_ = PAIRS[2]
+    llama_small.compute(*PAIRS[1][:3])  # leaves the zh-en prefix in the cache
+    cap = llama_small.capture
+    layout = cap.layout(src, tgt, direction)
+    rows, prefix = layout.kept + [layout.prompt_len - 1], layout.src_pos[0]
+    assert prefix > 20  # the system message and the template's head
+    from medcore.attention_capture import CaptureStats
+
+    stats = CaptureStats()
+    reused = cap.capture(layout.ids, rows, layout.kept, reuse_prefix=prefix, stats=stats)
+    assert stats.meta["reused_prefix"] == prefix
+    fresh = cap.capture(layout.ids, rows, layout.kept)  # from an empty cache
+    np.testing.assert_allclose(reused, fresh, atol=2e-5)
