@@ -382,11 +382,21 @@ class AttentionCapture:
         The end-of-turn token after the translation is left out: attention is causal, so no kept
         row or column can depend on it.
         """
-        from medcore.prompt import load_contract
+        from medcore.prompt import load_contract, split_direction
+        from medcore.textnorm import normalize
 
         if not source.strip() or not translation.strip():
             raise ValueError("both the source and the translation must be non-empty")
         llm = self.llm
+        # The app's engine sends normalize(source) (desktop.engine.TranslationEngine.messages). When that
+        # only trims the ends (a pasted line's newline), send exactly that and shift the spans back; when
+        # it changes the inside (zero-width characters, full-width digits), the source as given is sent, as
+        # the reference engine does, so that every span still points into the text the user sees.
+        full, shift = source, 0
+        normalized = normalize(source, split_direction(direction)[0])
+        if normalized != source and normalized == source.strip():
+            shift = len(source) - len(source.lstrip())
+            source = normalized
         prompt_ids, text = self.prompt_ids(source, direction)
         user = load_contract().messages(source, direction)[-1]["content"]
         src_pos: list[int] = []
@@ -409,6 +419,10 @@ class AttentionCapture:
                     break
             else:
                 raise CaptureError("could not find the source text's tokens inside the rendered prompt")
+        if shift:
+            src_spans = [(a + shift, b + shift) for a, b in src_spans]
+        if not all(0 <= a <= b <= len(full) for a, b in src_spans):
+            raise CaptureError("the source's tokens could not be mapped back onto the source text")
         tgt_ids = list(llm.tokenize(translation.encode("utf-8"), add_bos=False, special=False))
         tgt_spans = char_offsets(translation, [piece_bytes(llm, t, special=False) for t in tgt_ids])
         if tgt_spans is None:

@@ -182,3 +182,15 @@ def test_reused_prompt_prefix_gives_the_same_attention_as_a_fresh_pass(llama_sma
     assert stats.meta["reused_prefix"] == prefix
     fresh = cap.capture(layout.ids, rows, layout.kept)  # from an empty cache
     np.testing.assert_allclose(reused, fresh, atol=2e-5)
+
+
+@pytest.mark.bundled
+def test_source_is_sent_as_the_app_sends_it_and_spans_point_into_the_given_text(llama_small):
+    """A pasted line with its newline: the prompt gets the trimmed text (as desktop.engine sends it),
+    the units' spans still index the text as given."""
+    src, tgt, direction, *_ = PAIRS[2]
+    plain = llama_small.compute(src, tgt, direction)
+    padded = llama_small.compute("  " + src + "\n", tgt, direction)
+    assert padded.src_tokens == plain.src_tokens
+    assert padded.src_spans.tolist() == (plain.src_spans + 2).tolist()
+    np.testing.assert_allclose(padded.attentions, plain.attentions, atol=2e-5)
