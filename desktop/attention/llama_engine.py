@@ -148,7 +148,8 @@ class LlamaAttentionEngine:
 
         src_units = tok.merge_pieces(source, layout.src_spans)
         tgt_units = tok.merge_pieces(translation, layout.tgt_spans)
-        arrays = assemble(raw, raw_gen, src_units, tgt_units, len(layout.src_pos), len(layout.tgt_pos))
+        arrays = assemble(raw, raw_gen, src_units, tgt_units, len(layout.src_pos), len(layout.tgt_pos),
+                          dtype=np.float32)  # f32 probabilities in, f32 arithmetic is enough (see renormalise)
         variant = "base" if base else ("fine-tuned" if cap.has_adapters else "model")
         self.last_stats = {"tokens": stats.tokens, "seconds": stats.seconds, "kept_bytes": stats.kept_bytes}
         result = AttentionResult(
