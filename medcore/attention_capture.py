@@ -247,7 +247,8 @@ class AttentionCapture:
 
     def __init__(self, model: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (), *,
                  repack: bool | None = None, n_threads: int | None = None, n_ctx: int = 2048,
-                 n_ubatch: int = 512, max_bytes: int | None = None, base_only: bool = False):
+                 n_ubatch: int = 512, max_bytes: int | None = None, base_only: bool = False,
+                 hasher: Callable[[Path], str] | None = None):
         self.model = str(model)
         self.extra_adapters = [str(a) for a in adapters]
         self.repack = repack
@@ -256,6 +257,7 @@ class AttentionCapture:
         self.n_ubatch = n_ubatch
         self.max_bytes = max_bytes if max_bytes is not None else max_bytes_from_env()
         self.base_only = base_only
+        self.hasher = hasher  # sha256 of the base, to check adapters against it (the app's cached one)
         self.llm: Any = None
         self.base_path: Path | None = None
         self.adapters: list[Any] = []     # medcore.lora.LoraAdapter
@@ -298,8 +300,8 @@ class AttentionCapture:
         started = time.perf_counter()
         threads = self.n_threads or _default_threads()
         # The Llama object's own context is only used for tokenising: keep it tiny.
-        llm = open_llama_with_adapters(resolved.base, stack, repack=self.repack, n_ctx=64, n_batch=64,
-                                       n_threads=threads, verbose=False)
+        llm = open_llama_with_adapters(resolved.base, stack, hasher=self.hasher, repack=self.repack, n_ctx=64,
+                                       n_batch=64, n_threads=threads, verbose=False)
         try:
             self._api = ggml_tensor_api()
             self._formatter = _chat_formatter(llm, resolved.base)

@@ -42,6 +42,7 @@ class LlamaAttentionEngine:
                  repack: bool | None = None, threads: int | None = None, n_ctx: int = 2048,
                  max_mb: float | None = None, cache_size: int = 16,
                  base_model: str | os.PathLike[str] | None = None):
+        from desktop.provenance import model_sha256
         from medcore.attention_capture import AttentionCapture
 
         for adapter in adapters:
@@ -54,8 +55,10 @@ class LlamaAttentionEngine:
                              "cache_size": cache_size}
         self._base_engine: LlamaAttentionEngine | None = None
         self.cache_size = cache_size
+        # model_sha256: the app's cached hash of the base (adapters are checked against it), not 1 GB re-read.
         self._capture = AttentionCapture(model, adapters, repack=repack, n_threads=threads, n_ctx=n_ctx,
-                                         max_bytes=None if max_mb is None else int(max_mb * 2**20))
+                                         max_bytes=None if max_mb is None else int(max_mb * 2**20),
+                                         hasher=model_sha256)
         self._cache: OrderedDict[tuple, AttentionResult] = OrderedDict()
         self._lock = threading.RLock()
         self.last_stats: dict[str, Any] = {}
