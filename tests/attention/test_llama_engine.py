@@ -195,3 +195,35 @@ def test_source_is_sent_as_the_app_sends_it_and_spans_point_into_the_given_text(
     assert padded.src_tokens == plain.src_tokens
     assert padded.src_spans.tolist() == (plain.src_spans + 2).tolist()
     np.testing.assert_allclose(padded.attentions, plain.attentions, atol=2e-5)
+
+
+def test_cli_picks_llama_cpp_unless_only_the_reference_can_run_it(tmp_path):
+    from desktop.attention.cli import pick_engine
+
+    hf = tmp_path / "merged"
+    hf.mkdir()
+    (hf / "config.json").write_text("{}")
+    peft = tmp_path / "stage1" / "adapter"
+    peft.mkdir(parents=True)
+    assert pick_engine(None, [], None) == "llama"  # the app's default model
+    assert pick_engine("model.gguf", ["stage1.lora.gguf"], None) == "llama"
+    assert pick_engine(str(hf), [], None) == "transformers"  # a merged HF directory
+    assert pick_engine("model.gguf", [str(peft)], None) == "transformers"  # PEFT adapter directories
+    assert pick_engine("model.gguf", [], str(hf)) == "transformers"
+    assert pick_engine(str(hf), [], None, "llama") == "llama"  # an explicit choice wins
+
+
+@pytest.mark.bundled
+def test_cli_term_view_from_llama_cpp(small_gguf, tmp_path, capsys):
+    from desktop.attention.cli import main
+
+    src, tgt, _, term, src_term = PAIRS[0]
+    out, js = tmp_path / "term.html", tmp_path / "a.json"
+    assert main(["attention", "--model", str(small_gguf), "--source", src, "--translation", tgt, "--term", term,
+                 "--source-term", src_term, "--out", str(out), "--json", str(js)]) == 0
+    summary = json.loads(js.read_text())
+    assert summary["model"] == small_gguf.name and summary["alignment"]["src_text"] == src_term
+    assert not summary["alignment"]["weak"] and "Content-Security-Policy" in out.read_text()
+    with pytest.raises(SystemExit, match="--compare-base needs a model with adapters"):
+        main(["--model", str(small_gguf), "--source", src, "--translation", tgt, "--term", term, "--compare-base",
+              "--out", str(tmp_path / "x.html")])
