@@ -187,7 +187,11 @@ class AttentionDock(QWidget):
 
         if direction not in DIRECTIONS:
             direction = auto_direction(source)
-        engine = self.engine_for(model_path)
+        try:
+            engine = self.engine_for(model_path)
+        except (ValueError, OSError) as exc:  # e.g. PEFT directories given where GGUF LoRAs are needed
+            self._on_failed(0, str(exc))
+            return
         self._request = ViewRequest(source, translation, direction,
                                     tuple(tgt_span) if tgt_span is not None else None,
                                     tuple(src_span) if src_span is not None else None,
