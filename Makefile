@@ -101,11 +101,10 @@ check-old-cpu: venv-app
 
 # --- Packaging (issue 7; packaging/README.md). A separate venv without torch, so the core bundle
 # cannot pick it up. `make package` builds the bundle and the .deb packages and prints sizes and
-# times; ATTENTION=1 adds the optional attention component (~1 GB). `make package-smoke` builds,
+# times (attention is computed by llama.cpp in the app itself: no add-on). `make package-smoke` builds,
 # installs into a fresh prefix and runs the self-test under Xvfb with networking blocked.
 PKG_VENV    := build/pkg-venv
-ATTENTION   ?= 0
-PKG_FLAGS   := $(if $(filter 1 yes true,$(ATTENTION)),--attention,) $(PKG_ARGS)
+PKG_FLAGS   := $(PKG_ARGS)
 
 .PHONY: package package-smoke
 

@@ -18,8 +18,6 @@ import os
 import shutil
 import sys
 import tarfile
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from converter import ConvertError
@@ -39,8 +37,6 @@ QUANT_TYPES = {
     "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
 }
 ALL_TYPES = tuple(dict.fromkeys(CONVERT_TYPES + tuple(QUANT_TYPES)))
-# general.file_type values (llama_ftype) back to our names.
-FILE_TYPE_NAMES = {0: "f32", 1: "f16", 7: "q8_0", 2: "q4_0", 15: "q4_k_m", 17: "q5_k_m", 18: "q6_k", 32: "bf16"}
 SRC_ENV = "TSX_LLAMA_CPP_SRC"  # a llama.cpp source tree or sdist tarball to use instead of fetching
 _NEEDED = ("convert_hf_to_gguf.py", "gguf-py/", "conversion/", "LICENSE", "convert_lora_to_gguf.py")
 _SCRIPTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")
@@ -165,45 +161,3 @@ def quantize(src: Path, dst: Path, qtype: str, threads: int | None = None) -> fl
     if rc != 0 or not dst.exists():
         raise ConvertError(f"llama.cpp could not quantise {src.name} to {qtype} (return code {rc})")
     return time.perf_counter() - start
-
-
-@dataclass
-class GGUFInfo:
-    """What a GGUF says about itself (read with the gguf reader, no weights loaded)."""
-
-    path: Path
-    arch: str
-    file_type: str
-    chat_template: str | None
-    eos_token_id: int | None
-    eot_token_id: int | None
-    n_vocab: int
-    tensor_types: Counter = field(default_factory=Counter)
-    metadata: dict = field(default_factory=dict)
-
-
-def read_gguf_info(path: str | os.PathLike[str]) -> GGUFInfo:
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path))
-
-    def value(key: str):
-        f = reader.fields.get(key)
-        if f is None:
-            return None
-        if len(f.types) == 1 and f.types[0].name == "STRING":
-            return bytes(f.parts[f.data[0]]).decode("utf-8")
-        if len(f.types) == 1:
-            return f.parts[f.data[0]].tolist()[0]
-        return len(f.data)  # arrays: their length is all we need here
-
-    arch = value("general.architecture") or "?"
-    ftype = value("general.file_type")
-    types = Counter(t.tensor_type.name for t in reader.tensors)
-    meta = {k: value(k) for k in reader.fields if not k.startswith("tokenizer.ggml.") or k.endswith("_id") or k.endswith(".pre") or k.endswith(".model")}
-    return GGUFInfo(
-        path=Path(path), arch=arch, file_type=FILE_TYPE_NAMES.get(ftype, str(ftype)),
-        chat_template=value("tokenizer.chat_template"), eos_token_id=value("tokenizer.ggml.eos_token_id"),
-        eot_token_id=value("tokenizer.ggml.eot_token_id"), n_vocab=value("tokenizer.ggml.tokens") or 0,
-        tensor_types=types, metadata=meta,
-    )

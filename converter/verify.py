@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from converter import ConvertError
+from medcore.gguf_header import Key
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0, loras: l
             "tokens_ok": tokens_ok, "logps": logps, "gens": gens, "logps_without_adapters": logps_off,
             "adapters": [a.provenance() for a in llm.tsx_adapters],
             "eot_is_eog": bool(llama_cpp.llama_vocab_is_eog(vocab, reference.eot_id)),
-            "chat_template": llm.metadata.get("tokenizer.chat_template"),
+            "chat_template": llm.metadata.get(Key.CHAT_TEMPLATE),
         }
     finally:
         llm.close()
@@ -266,7 +267,7 @@ def compare(reference: Reference, gguf: str | os.PathLike[str], ftype: str | Non
     whose noise floor differs from the pretrained LMs they were calibrated on. ``loras``: GGUF LoRA
     files (or :class:`medcore.lora.LoraAdapter`) llama.cpp applies on ``gguf`` at run time.
     """
-    from converter.llamacpp import read_gguf_info
+    from medcore.gguf_header import read_gguf_info
 
     gguf = Path(gguf)
     info = read_gguf_info(gguf)

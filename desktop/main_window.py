@@ -284,9 +284,11 @@ class MainWindow(QMainWindow):
     @Slot(str, str, object, object, str)
     def _show_attention(self, source, translation, src_span, tgt_span, direction) -> None:
         if self.attention is not None and self.model_path:
-            # The attention engine reads a GGUF: a tuned model's base file (its adapters are not applied there yet).
-            model = str(self.model_info.path) if self.model_info is not None else self.model_path
-            self.attention.show_term(source, translation, src_span, tgt_span, direction, model)
+            # The attention engine runs what translated: the chosen model (a tuned model's spec brings its
+            # runtime adapters) with the same weight-repacking setting.
+            if hasattr(self.attention, "set_repack"):
+                self.attention.set_repack(self.settings.load_options(self.model_path).repack)
+            self.attention.show_term(source, translation, src_span, tgt_span, direction, self.model_path)
 
     def _update_buttons(self) -> None:
         ready = self.model_info is not None

@@ -19,15 +19,15 @@ Each check is timed and reported as JSON on stdout (a short summary goes to stde
    translates one medical sentence; the output must be non-empty, in the target language
    (``medcore.textnorm.detect_lang``) and not cut off by the output budget; ``load`` names the weight
    buffers llama.cpp made (``CPU_REPACK``, ``CPU_Mapped``; an ``AMX`` buffer is a failure);
-6. ``attention_engine``: with the optional attention component (torch + transformers) installed,
-   the real attention of the pair is computed from the same weights; without it the check says
-   "attention component not installed" and passes, unless ``--require-attention`` is given;
-7. ``attention_page:<view>``: the attention page(s) are built by the app's own page code and drawn
-   in QtWebEngine (the bundled web-view runtime); every request the page makes is recorded and any
-   non-``file:``/``data:`` request is a failure; a picture of the page must not be blank. Without
-   the attention component the term view is drawn from a *synthetic* attention pattern over the
-   real source and translation: that still proves the web runtime, the vendored scripts and CJK
-   text rendering, but says nothing about the model's attention (the report says so).
+6. ``attention_engine``: the real attention of the translated pair, captured from llama.cpp's own
+   forward pass on the same weights (the model's runtime adapters included, same weight-repacking
+   setting: ``desktop.attention.llama_engine``): every layer and head of the model, rows that sum to 1,
+   a best-aligned source span for a term of the translation, the capture time; and torch must not
+   have been imported by anything so far (the app ships without it);
+7. ``attention_page:<view>``: the term view and the head view of that attention are built by the
+   app's own page code and drawn in QtWebEngine (the bundled web-view runtime); every request the
+   page makes is recorded and any non-``file:``/``data:`` request is a failure; a picture of the page
+   must not be blank.
 
 Exit status: 0 when every check passed, 1 when any failed, 2 for bad arguments.
 """
@@ -282,67 +282,6 @@ def check_model(spec: str | None, verify_hash: bool = True) -> tuple[str, dict[s
 
 
 # ---------------------------------------------------------------------------------------- attention
-def attention_available() -> tuple[bool, str]:
-    """Whether the optional attention component (torch + transformers) can be imported."""
-    from importlib.util import find_spec
-
-    missing = [m for m in ("torch", "transformers") if find_spec(m) is None]
-    if missing:
-        return False, f"attention component not installed (missing {', '.join(missing)})"
-    return True, "attention component installed"
-
-
-def _pieces(text: str) -> list[tuple[int, int]]:
-    """Character spans of crude "pieces": one per CJK character, Latin word or other symbol."""
-    import re
-
-    return [m.span() for m in re.finditer(r"[A-Za-z0-9]+|\s+|.", text)]
-
-
-class SyntheticAttentionEngine:
-    """An attention engine without torch: a fixed diagonal-plus-uniform pattern over the real
-    source and translation units. It exists so the page code and the web runtime can be checked
-    where the attention component is not installed; it says nothing about the model."""
-
-    has_base = False
-
-    def __init__(self, layers: int = 6, heads: int = 4):
-        self.layers, self.heads = layers, heads
-
-    def describe(self) -> str:
-        return "synthetic attention (attention component not installed)"
-
-    def compute(self, source: str, translation: str, direction: str, *, base: bool = False, progress=None):
-        import numpy as np
-
-        from desktop.attention import tokens as tok
-        from desktop.attention.engine import AttentionResult
-
-        src = tok.merge_pieces(source, _pieces(source))
-        tgt = tok.merge_pieces(translation, _pieces(translation))
-        n_src, n_tgt = len(src), len(tgt)
-        n = n_src + n_tgt
-        rng = np.random.default_rng(0)  # fixed: the same page every time
-        raw = rng.random((self.layers, self.heads, n, n)) * 0.2
-        for i in range(n_tgt):  # translation unit i "looks at" the proportional source position
-            raw[:, :, n_src + i, min(n_src - 1, round(i * n_src / max(n_tgt, 1)))] += 2.0
-        raw = np.tril(raw + 1e-3)  # causal, like the real model
-        att = raw / raw.sum(axis=-1, keepdims=True)
-        gen = np.concatenate([att[:, :, n_src - 1:n_src], att[:, :, n_src:n - 1]], axis=2) if n_tgt else att[:, :, :0]
-        gen = gen / gen.sum(axis=-1, keepdims=True)
-        result = AttentionResult(
-            source=source, translation=translation, direction=direction,
-            src_tokens=[u.text for u in src], tgt_tokens=[u.text for u in tgt],
-            src_spans=np.array([u.span for u in src], dtype=np.int64).reshape(n_src, 2),
-            tgt_spans=np.array([u.span for u in tgt], dtype=np.int64).reshape(n_tgt, 2),
-            attentions=att.astype(np.float32), kept_mass=np.ones((self.layers, self.heads, n), np.float32),
-            generation=gen.astype(np.float32), generation_kept_mass=np.ones((self.layers, self.heads, n_tgt), np.float32),
-            model=self.describe(), variant="synthetic", n_pieces=(n_src, n_tgt),
-        )
-        result.validate()
-        return result
-
-
 def pick_term(translation: str, tgt_lang: str) -> tuple[int, int]:
     """A term to inspect in the translation: the longest Latin word (en) or 4-character run (zh)."""
     import re
@@ -356,30 +295,51 @@ def pick_term(translation: str, tgt_lang: str) -> tuple[int, int]:
     return max(spans, key=lambda s: s[1] - s[0])
 
 
-def build_attention_pages(source: str, translation: str, direction: str, model_path: Path | None,
-                          out_dir: Path, use_engine: bool) -> tuple[str, dict[str, Any], Any]:
-    """Compute attention (real engine when ``use_engine``, else synthetic) and write the pages."""
-    from desktop.attention.session import ViewRequest, build_views
+def check_attention(engine: Any, source: str, translation: str, direction: str) -> tuple[dict[str, Any], Any]:
+    """Real attention of the pair from llama.cpp (``engine``: a LlamaAttentionEngine); checks and a summary."""
+    import time as _time
+
+    from desktop.attention.alignment import align_term
     from medcore.prompt import split_direction
 
-    if use_engine:
-        from desktop.attention.engine import TransformersAttentionEngine
-
-        engine: Any = TransformersAttentionEngine(model_path)
-        views: tuple[str, ...] = ("term", "head")
-    else:
-        engine = SyntheticAttentionEngine()
-        views = ("term",)
+    started = _time.perf_counter()
+    engine.load()
+    load_s = _time.perf_counter() - started
     _, tgt_lang = split_direction(direction)
     span = pick_term(translation, tgt_lang)
-    request = ViewRequest(source, translation, direction, span, None, views=views)
+    t0 = _time.perf_counter()
+    result = engine.compute(source, translation, direction)
+    compute_s = _time.perf_counter() - t0
+    result.validate()  # shapes; every row sums to 1
+    alignment = align_term(result, span)
+    capture = engine.capture
+    detail = {"engine": "llama.cpp", "model": engine.describe(), "layers": result.n_layers, "heads": result.n_heads,
+              "tokens": {"source": result.n_src, "translation": result.n_tgt},
+              "term": translation[span[0]:span[1]], "src_text": alignment.src_text,
+              "confidence": round(alignment.confidence, 3), "weak": alignment.weak,
+              "kept_mass_mean": round(float(result.kept_mass.mean()), 3), "compare_with_base": engine.has_base,
+              "load_seconds": round(load_s, 3), "compute_seconds": round(compute_s, 3),
+              "repack": result.meta.get("repack"), "torch_imported": "torch" in sys.modules}
+    if (result.n_layers, result.n_heads) != (capture.n_layers, capture.n_heads):
+        raise CheckFailed("the attention does not cover every layer and head of the model", detail)
+    if not (0.0 < result.kept_mass.mean() < 1.0):
+        raise CheckFailed("the attention rows do not look like the model's (no share on the prompt scaffolding)", detail)
+    if detail["torch_imported"]:
+        raise CheckFailed("torch was imported on the app's path (the bundle ships without it)", detail)
+    return detail, span
+
+
+def build_attention_pages(engine: Any, source: str, translation: str, direction: str, span: tuple[int, int],
+                          out_dir: Path) -> tuple[str, dict[str, Any], Any]:
+    """The term view and the head view of the pair's real attention, written as the app writes them."""
+    from desktop.attention.session import ViewRequest, build_views
+
+    request = ViewRequest(source, translation, direction, span, None, views=("term", "head"))
     built = build_views(engine, request, out_dir)
     detail = {"engine": engine.describe(), "term": translation[span[0]:span[1]],
               "pages": {k: {"path": str(v), "bytes": v.stat().st_size} for k, v in built.paths.items()},
               "timings": {k: round(v, 3) for k, v in built.timings.items()},
               "tokens": {"source": len(built.result.src_tokens), "translation": len(built.result.tgt_tokens)}}
-    if built.alignment is not None:
-        detail["alignment"] = {k: built.alignment.to_dict()[k] for k in ("src_text", "confidence", "weak")}
     return "ok", detail, built
 
 
@@ -442,14 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default: resources/models/default.yaml)")
     p.add_argument("--direction", choices=tuple(SENTENCES), default="zh-en", help="direction of the test sentence")
     p.add_argument("--sentence", help="translate this instead of the built-in sentence")
-    p.add_argument("--require-attention", action="store_true",
-                   help="fail if the attention component (torch + transformers) is not installed")
-    p.add_argument("--attention-model", help="model for the real attention engine (default: --model); "
-                   "the 1.5B needs ~8 GB RAM and ~2 min in transformers the first time, the 0.5B ~3 GB")
-    p.add_argument("--synthetic-attention", action="store_true",
-                   help="draw the page from the synthetic pattern even when the attention component is installed "
-                        "(a quick check of the web view alone)")
-    p.add_argument("--no-page", action="store_true", help="skip drawing the attention page (no Qt)")
+    p.add_argument("--attention-model", help="model for the attention check (default: --model, with its adapters)")
+    p.add_argument("--no-page", action="store_true", help="skip drawing the attention pages (no Qt)")
     p.add_argument("--no-hash", action="store_true", help="skip the sha256 check of a bundled model")
     p.add_argument("--ctx", type=int, default=2048, help="context size for the load check (default 2048)")
     p.add_argument("--no-repack", action="store_true",
@@ -529,27 +483,27 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report.fail("load", "skipped: " + ("no model" if "model_path" not in state else "no llama.cpp backend"))
 
-    # Attention: the real engine when the component is installed, else the synthetic pattern.
-    have, why = attention_available()
-    use_engine = have and not args.synthetic_attention
+    # Attention: captured from llama.cpp on the weights that translated (adapters included).
+    attention_box: dict[str, Any] = {}
+    if "translation" in state:
+        from desktop.attention.llama_engine import LlamaAttentionEngine
 
-    def attention_engine() -> tuple[str, dict[str, Any]]:
-        if not have:
-            if args.require_attention:
-                raise CheckFailed(why + "; --require-attention was given")
-            return "skipped", {"reason": why, "page_source": "synthetic attention over the real sentence pair",
-                               "without_it": "translation, term checks and documents work; the attention dock "
-                                             "cannot compute attention (it needs torch + transformers)"}
-        if not use_engine:
-            return "skipped", {"reason": why + "; --synthetic-attention: the page uses the synthetic pattern"}
-        return "ok", {"reason": why}
+        attention = LlamaAttentionEngine(args.attention_model or state["model_source"], repack=not args.no_repack,
+                                         n_ctx=args.ctx)
 
-    report.run("attention_engine", attention_engine)
+        def attention_engine() -> dict[str, Any]:
+            detail, span = check_attention(attention, source, state["translation"], args.direction)
+            attention_box.update(engine=attention, span=span)
+            return detail
+
+        report.run("attention_engine", attention_engine)
+    else:
+        report.fail("attention_engine", "skipped: no translation to inspect")
 
     if args.no_page:
         pass
-    elif "translation" not in state:
-        report.fail("attention_page", "skipped: no translation to show")
+    elif "engine" not in attention_box:
+        report.fail("attention_page", "skipped: no attention to show")
     else:
         keep = args.keep
         tmp = None
@@ -560,9 +514,8 @@ def main(argv: list[str] | None = None) -> int:
         built_box: dict[str, Any] = {}
 
         def build_pages() -> tuple[str, dict[str, Any]]:
-            attention_model = Path(args.attention_model) if args.attention_model else state["model_path"]
-            status, detail, built = build_attention_pages(source, state["translation"], args.direction,
-                                                          attention_model, keep, use_engine)
+            status, detail, built = build_attention_pages(attention_box["engine"], source, state["translation"],
+                                                          args.direction, attention_box["span"], keep)
             built_box["built"] = built
             return status, detail
 
@@ -583,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
         if tmp is not None:
             tmp.cleanup()
+    if "engine" in attention_box:
+        attention_box["engine"].close()
 
     extra = {"seconds_since_process_start_at_main": None if since_start is None else round(since_start, 3)}
     if "qt_env" in state:

@@ -399,3 +399,43 @@ def open_llama(model_path: str | os.PathLike, *, repack: bool | None = None, **k
         llm.close()
         raise BackendError("llama.cpp made an AMX weight buffer (crashes on decode, llama.cpp #20824)")
     return llm
+
+
+# --- ggml tensors (attention capture) ----------------------------------------------------------------
+
+_tensor_api: ctypes.CDLL | None = None
+
+
+def ggml_tensor_api() -> ctypes.CDLL:
+    """ggml's tensor functions from the ``libggml-base`` that libllama itself uses, signatures set.
+
+    ``ggml_get_name``, ``ggml_nelements``, ``ggml_nbytes`` and ``ggml_backend_tensor_get``: what an
+    eval callback needs to pick a tensor by name and copy it out (``medcore.attention_capture``). As in
+    :func:`_load_ggml`, the symbols are found through libllama's own handle on Linux/macOS (its
+    dependencies, the very copy it computes with), and in ``ggml-base.dll`` beside it on Windows.
+    """
+    global _tensor_api
+    with _lock:
+        if _tensor_api is not None:
+            return _tensor_api
+        ensure_backends()
+        import llama_cpp.llama_cpp as C
+
+        if sys.platform == "win32":
+            path = lib_dir() / "ggml-base.dll"
+            if not path.exists():
+                raise FileNotFoundError(f"ggml-base.dll not found in {lib_dir()}")
+            lib = ctypes.CDLL(str(path))
+        else:
+            lib = ctypes.CDLL(C._lib._name, handle=C._lib._handle)
+        vp = ctypes.c_void_p
+        for fn, res, args in (
+            ("ggml_get_name", ctypes.c_char_p, [vp]),
+            ("ggml_nelements", ctypes.c_int64, [vp]),
+            ("ggml_nbytes", ctypes.c_size_t, [vp]),
+            ("ggml_backend_tensor_get", None, [vp, vp, ctypes.c_size_t, ctypes.c_size_t]),
+        ):
+            f = getattr(lib, fn)
+            f.restype, f.argtypes = res, args
+        _tensor_api = lib
+        return lib

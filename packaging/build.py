@@ -1,24 +1,25 @@
 """Build everything a Linux clinic install needs, in one command, and report sizes and times.
 
-    python packaging/build.py [--attention] [--no-model] [--skip-pyinstaller] [--compression xz|gzip|zstd|none]
+    python packaging/build.py [--no-model] [--skip-pyinstaller] [--compression xz|gzip|zstd|none]
 
-(``make package`` runs it with the packaging venv; ``make package ATTENTION=1`` adds --attention.)
+(``make package`` runs it with the packaging venv.)
 
 Steps, each timed:
 
-1. ``pyinstaller``: one-folder bundle of the app (core flavour, no torch) from
+1. ``pyinstaller``: one-folder bundle of the app (no torch: attention comes from llama.cpp) from
    ``packaging/linux/tsx-medtrans.spec`` into ``build/pyinstaller/dist/tsx-medtrans``;
 2. ``inspect``: the bundle must hold llama.cpp's libraries (the portable build's CPU variants, none
-   with AMX), QtWebEngineProcess, the resources and no torch; every ELF file's unresolved libraries
+   with AMX), QtWebEngineProcess, the resources (the vendored BertViz views included) and no torch,
+   transformers, bertviz or IPython; every ELF file's unresolved libraries
    are listed (must be none) and the system
    libraries it uses are mapped to Debian packages (``dpkg -S``) for the ``Depends`` line;
 3. ``deb-app``: ``tsx-medtrans_<ver>_amd64.deb`` (bundle in /opt/tsx-medtrans, launchers in
    /usr/bin, desktop entry, icons);
 4. ``deb-model``: ``tsx-medtrans-model-qwen1.5b_<ver>_all.deb`` (the default GGUF in
-   /opt/tsx-medtrans/models plus SHA256SUMS; checked again on each user's first start);
-5. ``deb-attention`` (``--attention`` only): ``tsx-medtrans-attention_<ver>_amd64.deb``: torch,
-   transformers, peft, bertviz and the project's ``trainer`` package as an overlay in
-   /opt/tsx-medtrans/attention that the app puts on its path at start.
+   /opt/tsx-medtrans/models plus SHA256SUMS; checked again on each user's first start).
+
+There is no attention add-on any more: the app computes attention with llama.cpp itself
+(``desktop.attention.llama_engine``), so the core bundle has the full attention views.
 
 Outputs go to ``dist/packages/``; the report to ``dist/packages/build-report.json``.
 """
@@ -49,9 +50,8 @@ BUNDLE = PYI / "dist" / spec_common.APP_NAME
 MAINTAINER = "TSX-MedTrans maintainers <tsx-medtrans@localhost>"
 HOMEPAGE_NOTE = "Offline Chinese<->English medical translation (llama.cpp, Qt)."
 MODEL_PACKAGE = "tsx-medtrans-model-qwen1.5b"
-ATTENTION_PACKAGE = "tsx-medtrans-attention"
-# Packages the attention overlay needs on top of the core bundle (versions from the constraints).
-ATTENTION_REQUIREMENTS = ["torch", "transformers", "peft", "accelerate", "bertviz", "gguf", "sentencepiece", "protobuf"]
+# The attention add-on of earlier versions: the app package replaces it (it is no longer needed).
+OLD_ATTENTION_PACKAGE = "tsx-medtrans-attention"
 # Base system the bundle may rely on without a Depends entry (essential / always present).
 ESSENTIAL = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}
 
@@ -138,13 +138,14 @@ def inspect_bundle(bundle: Path) -> dict:
         "xcb platform plugin": internal / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so",
         "prompt contract": internal / "resources" / "prompts" / "translation.yaml",
         "vendored d3": internal / "resources" / "web" / "vendor" / "d3-5.7.0.min.js",
+        "vendored BertViz head view": internal / "resources" / "web" / "vendor" / "bertviz-1.4.1" / "head_view.py",
         "ui translation": internal / "resources" / "i18n" / "tsx_medtrans_zh_CN.qm",
         "icon": internal / "resources" / "icons" / "tsx-medtrans.svg",
     }
     for what, path in must.items():
         if not path.exists():
             problems.append(f"missing {what}: {path.relative_to(bundle)}")
-    for banned in ("torch", "transformers", "bertviz", "PySide6/Qt/qml"):
+    for banned in ("torch", "transformers", "bertviz", "IPython", "PySide6/Qt/qml"):
         if (internal / banned).exists():
             problems.append(f"{banned} is in the core bundle")
     variants = sorted(v for p in (internal / "llama_cpp" / "lib").glob("*ggml-cpu-*")
@@ -292,12 +293,13 @@ def build_app_deb(version: str, depends: list[str], compression: str) -> Path:
         "Section": "science", "Priority": "optional",
         "Depends": ", ".join(depends),
         "Recommends": f"{MODEL_PACKAGE}, fonts-wqy-microhei | fonts-noto-cjk",
-        "Suggests": ATTENTION_PACKAGE,
+        # The old torch add-on (~1 GB) is obsolete: attention now comes from llama.cpp in this package.
+        "Replaces": OLD_ATTENTION_PACKAGE, "Conflicts": OLD_ATTENTION_PACKAGE,
         "Description": "offline Chinese<->English medical translator\n"
                        " Translates clinical text between Chinese and English on this computer with a local\n"
-                       " llama.cpp model; nothing is sent over the network. Term checks against a built-in\n"
-                       " medical glossary (HPO, TICO-19, CC-CEDICT; see GLOSSARY-NOTICE.md) and clinical red flags,\n"
-                       " attention views (with the tsx-medtrans-attention component) and a self-test\n"
+                        " llama.cpp model; nothing is sent over the network. Term checks against a built-in\n"
+                        " medical glossary (HPO, TICO-19, CC-CEDICT; see GLOSSARY-NOTICE.md) and clinical red flags,\n"
+                        " attention views computed by the same llama.cpp model, and a self-test\n"
                        " (tsx-medtrans --self-test) for IT after installation.",
     }, tree)
     return dpkg_build(tree, OUT / f"tsx-medtrans_{version}_amd64.deb", compression)
@@ -329,44 +331,15 @@ def build_model_deb(version: str, model_name: str) -> Path:
     return dpkg_build(tree, OUT / f"{MODEL_PACKAGE}_{version}+{model.version}_all.deb", "none")
 
 
-def build_attention_overlay(python: str) -> Path:
-    """``pip install --target`` of the attention stack (pinned by the constraints) + trainer/."""
-    target = fresh(BUILD / "attention-overlay")
-    constraints = ROOT / "requirements" / "constraints.txt"
-    cmd = [python, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", "-q",
-           "--target", str(target), "-c", str(constraints), *ATTENTION_REQUIREMENTS]
-    subprocess.run(cmd, check=True)
-    shutil.copytree(ROOT / "trainer", target / "trainer", ignore=shutil.ignore_patterns("__pycache__"))
-    for junk in ("bin",):  # console scripts point at the build venv's python
-        shutil.rmtree(target / junk, ignore_errors=True)
-    for cache in list(target.rglob("__pycache__")):
-        shutil.rmtree(cache, ignore_errors=True)
-    return target
-
-
-def build_attention_deb(version: str, overlay: Path, compression: str) -> Path:
-    tree = fresh(BUILD / "deb-attention")
-    copy_tree_fast(overlay, tree / "opt" / "tsx-medtrans" / "attention")
-    write_control(tree / "DEBIAN", {
-        "Package": ATTENTION_PACKAGE, "Version": version, "Architecture": "amd64", "Maintainer": MAINTAINER,
-        "Section": "science", "Priority": "optional", "Depends": f"tsx-medtrans (= {version})",
-        "Description": "attention views for TSX-MedTrans (torch, transformers, BertViz)\n"
-                       " Computes the model's attention for a translation and shows the term, head and\n"
-                       " model views. Without it the translator works; the attention dock cannot compute.",
-    }, tree)
-    return dpkg_build(tree, OUT / f"{ATTENTION_PACKAGE}_{version}_amd64.deb", compression)
-
-
 # ---------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--attention", action="store_true", help="also build the attention component (~1 GB)")
     p.add_argument("--no-model", action="store_true", help="do not build the model package")
     p.add_argument("--model", default=None,
                    help="bundled model for the model package (default: the base of resources/models/default.yaml)")
     p.add_argument("--skip-pyinstaller", action="store_true", help="reuse build/pyinstaller/dist (packaging only)")
     p.add_argument("--compression", default="gzip", choices=("xz", "gzip", "zstd", "none"),
-                   help="compression of the app and attention packages (gzip: default; xz: smaller but it did not finish in 17 min on a loaded 2-core machine)")
+                   help="compression of the app package (gzip: default; xz: smaller but it did not finish in 17 min on a loaded 2-core machine)")
     p.add_argument("--python", default=sys.executable, help="interpreter with PyInstaller, PySide6, llama-cpp-python")
     args = p.parse_args(argv)
     if shutil.which("dpkg-deb") is None:
@@ -396,11 +369,6 @@ def main(argv: list[str] | None = None) -> int:
             from medcore.modelspec import default_base_name
 
             packages["model"] = build_model_deb(version, args.model or default_base_name())
-    if args.attention:
-        with timer.step("attention-overlay"):
-            overlay = build_attention_overlay(args.python)
-        with timer.step("deb-attention"):
-            packages["attention"] = build_attention_deb(version, overlay, args.compression)
     files = sorted(BUNDLE.rglob("*"))
     sizes = {
         "bundle_dir_bytes": du(BUNDLE), "bundle_files": sum(1 for f in files if f.is_file()),

@@ -1,7 +1,5 @@
 """PyInstaller runtime hook: runs in the frozen app before its entry point.
 
-* The optional attention component (torch + transformers + bertviz, installed by its own package
-  into ``<app>/attention``) is put on ``sys.path``.
 * First start for this user: the system-wide model is hash-checked and linked into the user's
   models folder (see ``tsx_firstrun``). ``TSX_SKIP_FIRSTRUN=1`` turns this off.
 
@@ -16,7 +14,6 @@ def _run() -> None:
     try:
         import tsx_firstrun
 
-        tsx_firstrun.enable_attention_overlay()
         if os.environ.get("TSX_SKIP_FIRSTRUN") != "1":
             tsx_firstrun.ensure_system_models()
     except Exception as exc:  # noqa: BLE001 - see the docstring

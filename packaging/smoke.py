@@ -1,7 +1,7 @@
 """Smoke test of the Linux packages on real parts: build, install into a fresh prefix, self-test
 offline under Xvfb as an unprivileged user, report.
 
-    python packaging/smoke.py [--no-build] [--attention] [--keep DIR]
+    python packaging/smoke.py [--no-build] [--keep DIR]
     make package-smoke                       # the same, with the packaging venv
 
 1. build (``packaging/build.py``; ``--no-build`` reuses ``dist/packages``);
@@ -12,8 +12,9 @@ offline under Xvfb as an unprivileged user, report.
    anywhere), as user ``nobody`` (``setpriv``) with a fresh empty HOME, under ``xvfb-run``:
    a. ``tsx-medtrans --version`` twice: the first start includes the first-run step (model
       hash check and link into the user's models folder), the second is a plain start;
-   b. ``tsx-medtrans --self-test``: model hash, load, one translation, one attention page drawn in
-      QtWebEngine; its JSON report is printed;
+   b. ``tsx-medtrans --self-test``: model hash, load, one translation, its real attention captured
+      from llama.cpp (no torch in the bundle), the term and head views drawn in QtWebEngine; its
+      JSON report is printed;
 4. exit non-zero if any of it failed.
 
 Needs root for ``unshare -n`` and ``setpriv`` (CI containers and this dev machine run as root);
@@ -69,7 +70,6 @@ def timed(cmd: list[str], timeout: float) -> tuple[int, float, str, str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--no-build", action="store_true", help="use the packages already in dist/packages")
-    p.add_argument("--attention", action="store_true", help="also install the attention component and require it")
     p.add_argument("--keep", type=Path, help="install here (kept) instead of a temporary directory")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed for the self-test")
     p.add_argument("--python", default=sys.executable)
@@ -81,13 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"isolation": "unshare -n + setpriv nobody + xvfb-run" if root else "current user, network ON"}
 
     if not args.no_build:
-        cmd = [args.python, str(HERE / "build.py"), *(["--attention"] if args.attention else [])]
+        cmd = [args.python, str(HERE / "build.py")]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         summary["build_seconds"] = round(time.perf_counter() - t0, 1)
     debs = {"app": latest("tsx-medtrans_*_amd64.deb"), "model": latest("tsx-medtrans-model-*_all.deb")}
-    if args.attention:
-        debs["attention"] = latest("tsx-medtrans-attention_*_amd64.deb")
     missing = [k for k, v in debs.items() if v is None]
     if missing:
         raise SystemExit(f"no {', '.join(missing)} package in {OUT}: run without --no-build")
@@ -134,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
 
         report_path = home / "selftest.json"
         st_args = ["--self-test", "--json-out", str(report_path), "--keep", str(home / "selftest-pages")]
-        if args.attention:
-            st_args.append("--require-attention")
         cmd = isolated([launcher, *st_args], install, home, root)
         print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
         rc, secs, out, err = timed(cmd, args.timeout)

@@ -25,11 +25,14 @@ The parts that matter (each a known way for a frozen llama.cpp / QtWebEngine app
   ``.qm`` UI translations, icons, sample documents, the default medical glossary) goes to ``resources/``
   beside the code, which is
   where ``medcore.resources`` looks for it.
-* **No torch in the core flavour**: the attention engine imports torch/transformers lazily, and
-  PyInstaller would follow those imports and pull in ~1 GB. They are excluded; the attention
-  component is a separate overlay (see ``packaging/attention_overlay.py``) found at run time by
-  ``rthook_tsx.py``. Because that overlay runs on the bundle's interpreter, the core bundle carries
-  the complete standard library (a few MB) so torch/transformers find every stdlib module they use.
+* **No torch, full attention**: the app computes attention with llama.cpp itself
+  (``desktop.attention.llama_engine`` on ``medcore.attention_capture``) and draws the BertViz views
+  from the vendored BertViz files in ``resources/web/vendor`` (no torch, no IPython). The reference
+  engine (``TransformersAttentionEngine``) still imports torch/transformers lazily, and PyInstaller
+  would follow those imports and pull in ~1 GB: they are excluded. There is no attention add-on.
+  The bundle carries the complete standard library (a few MB): the vendored BertViz modules are
+  compiled from resource files at run time, so PyInstaller never sees their imports (json, os,
+  uuid), and neither does it see what Jinja2 chat templates or llama-cpp-python import lazily.
 
 This module is plain Python (no PyInstaller import at module level) so tests can check the lists.
 """
@@ -59,12 +62,13 @@ HIDDEN_IMPORTS = [
     "desktop.attention.cli", "desktop.attention.dock", "desktop.attention.view",
     "desktop.attention.session", "desktop.attention.page", "desktop.attention.alignment",
     "desktop.attention.engine", "desktop.attention.tokens", "desktop.attention.worker",
+    "desktop.attention.llama_engine", "medcore.attention_capture",
     "tsx_firstrun", "medcore.llamacpp_runtime", "medcore.lora", "medcore.modelspec",
     "llama_cpp", "llama_cpp.llama_chat_format", "jinja2",
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtSvg",
 ]
 
-# Never in the core bundle. torch/transformers/peft/bertviz: the optional attention overlay.
+# Never in the bundle: the transformers reference engine's stack (the app's attention runs in llama.cpp).
 ATTENTION_MODULES = ["torch", "transformers", "peft", "accelerate", "bertviz", "tokenizers",
                      "safetensors", "huggingface_hub", "sentencepiece", "gguf", "trainer"]
 EXCLUDES = [
@@ -86,7 +90,7 @@ EXCLUDES = [
     "PySide6.QtQuickTest", "PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets", "PySide6.QtPositioning",
     "PySide6.QtWebSockets", "PySide6.QtWebView", "PySide6.QtUiTools", "PySide6.QtDBus",
 ]
-# Standard-library modules never needed by the app or the attention overlay.
+# Standard-library modules never needed by the app.
 STDLIB_SKIP = {"tkinter", "turtle", "turtledemo", "idlelib", "test", "ensurepip", "lib2to3", "pydoc_data",
                "venv", "this", "antigravity", "__phello__", "_tkinter", "msilib", "winsound", "_msi",
                "msvcrt", "_winapi", "winreg", "_overlapped", "nt", "_wmi", "_scproxy", "_osx_support",
@@ -163,7 +167,7 @@ def llama_binaries(platform: str | None = None) -> list[tuple[str, str]]:
 def analysis_kwargs(flavour: str = "core", platform: str | None = None, root: Path = ROOT) -> dict:
     """Keyword arguments for PyInstaller's ``Analysis`` (shared by both specs)."""
     if flavour != "core":
-        raise ValueError(f"unknown flavour {flavour!r}: the attention component is an overlay, not a flavour")
+        raise ValueError(f"unknown flavour {flavour!r}: there is one bundle, with attention (llama.cpp)")
     return {
         "scripts": [str(ENTRY)],
         "pathex": [str(root), str(root / "packaging")],

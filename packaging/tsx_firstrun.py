@@ -123,20 +123,3 @@ def ensure_system_models(system_dir: Path | None = None, user_dir: Path | None =
         except OSError as exc:  # a read-only home must not stop the app; we re-check next time
             log(f"tsx-medtrans: could not remember the model check ({exc})")
     return records
-
-
-def attention_dirs() -> list[Path]:
-    """Where the optional attention component may be installed (first existing one wins)."""
-    env = os.environ.get("TSX_ATTENTION_DIR")
-    candidates = [Path(env)] if env else []
-    candidates.append(app_dir() / "attention")
-    return [p for p in candidates if (p / "torch").is_dir()]
-
-
-def enable_attention_overlay() -> Path | None:
-    """Put the attention component's packages on ``sys.path`` (after the bundle's own)."""
-    for path in attention_dirs():
-        if str(path) not in sys.path:
-            sys.path.append(str(path))
-        return path
-    return None

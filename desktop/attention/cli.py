@@ -24,9 +24,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, help="the source text")
     p.add_argument("--translation", required=True, help="its translation (as the model produced it)")
     p.add_argument("--model", default=None,
-                   help="GGUF file, merged HF directory or bundled model name (default: the app's model)")
-    p.add_argument("--adapters", nargs="*", default=[], metavar="DIR",
-                   help="stage adapter directories in training order (runs/stage1/adapter runs/stage2/adapter)")
+                   help="tuned-model spec, GGUF file, bundled model name or merged HF directory (default: the app's model)")
+    p.add_argument("--adapters", nargs="*", default=[], metavar="FILE_OR_DIR",
+                   help="in training order: GGUF LoRA files (llama.cpp engine) or PEFT stage adapter directories "
+                        "(transformers engine)")
+    p.add_argument("--engine", default="auto", choices=["auto", "llama", "transformers"],
+                   help="llama: attention captured from llama.cpp on the app's weights (default for GGUF/spec models); "
+                        "transformers: the reference engine (needs torch; default for HF directories and PEFT adapters)")
+    p.add_argument("--no-repack", action="store_true",
+                   help="llama engine: load without weight repacking (also: TSX_NO_REPACK=1)")
     p.add_argument("--base-model", default=None,
                    help="for --compare-base with a model that has no adapters: the base to compare with")
     p.add_argument("--hf-dir", default=None, help="merged HF directory with the same weights as --model")
@@ -91,10 +97,40 @@ def render_png(html_path: Path, png_path: Path, width: int = 1200) -> Path:
         app.processEvents()
 
 
-def run(args: argparse.Namespace) -> int:
-    from desktop.attention.engine import TransformersAttentionEngine
-    from desktop.attention.session import ViewRequest, build_views
+def pick_engine(model: str | None, adapters: list[str], hf_dir: str | None, engine: str = "auto") -> str:
+    """``llama`` or ``transformers`` for ``--engine auto``: transformers only for what llama.cpp cannot run
+    (a merged HF directory, PEFT adapter directories, an explicit ``--hf-dir``)."""
+    if engine != "auto":
+        return engine
+    if hf_dir or any(Path(a).is_dir() for a in adapters) or (model and (Path(model) / "config.json").exists()):
+        return "transformers"
+    return "llama"
+
+
+def make_engine(args: argparse.Namespace):
+    """The engine the CLI runs: the app's (llama.cpp) unless the reference is asked for or needed."""
     from medcore.models import APP_MODEL, ModelError, resolve_model
+
+    kind = pick_engine(args.model, args.adapters, args.hf_dir, args.engine)
+    try:
+        if kind == "llama":
+            from desktop.attention.llama_engine import LlamaAttentionEngine
+            from medcore.modelspec import resolve
+
+            model = str(resolve(args.model).source)  # a spec keeps its adapters; None: the app's default
+            return LlamaAttentionEngine(model, adapters=args.adapters, base_model=args.base_model,
+                                        repack=False if args.no_repack else None)
+        from desktop.attention.engine import TransformersAttentionEngine
+
+        model = resolve_model(args.model, default=APP_MODEL)
+        return TransformersAttentionEngine(model, adapters=args.adapters, base_model=args.base_model,
+                                           hf_dir=args.hf_dir)
+    except (ModelError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from desktop.attention.session import ViewRequest, build_views
     from medcore.prompt import auto_direction, split_direction
 
     direction = auto_direction(args.source) if args.direction == "auto" else args.direction
@@ -104,14 +140,10 @@ def run(args: argparse.Namespace) -> int:
     view = args.view or ("term" if tgt_span else "head")
     if view == "term" and tgt_span is None:
         raise SystemExit("error: the term view needs --term")
-    try:
-        model = resolve_model(args.model, default=APP_MODEL)
-    except ModelError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    engine = TransformersAttentionEngine(model, adapters=args.adapters, base_model=args.base_model,
-                                         hf_dir=args.hf_dir)
+    engine = make_engine(args)
     if args.compare_base and not engine.has_base:
-        raise SystemExit("error: --compare-base needs --adapters or --base-model")
+        raise SystemExit("error: --compare-base needs a model with adapters (a tuned-model spec or --adapters) "
+                         "or --base-model")
     request = ViewRequest(args.source, args.translation, direction, tgt_span, src_span,
                           compare=args.compare_base, views=(view,))
     with tempfile.TemporaryDirectory(prefix="tsx-attention-") as tmp:

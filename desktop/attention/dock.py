@@ -38,7 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.attention.engine import AttentionEngine, TransformersAttentionEngine
+from desktop.attention.engine import AttentionEngine
+from desktop.attention.llama_engine import LlamaAttentionEngine
 from desktop.attention.session import VIEWS, ViewPages, ViewRequest, build_views
 from desktop.attention.view import AttentionView
 from desktop.attention.worker import AttentionWorker
@@ -62,12 +63,14 @@ class AttentionDock(QWidget):
         self.setObjectName("AttentionDock")
         self._adapters = [str(a) for a in adapters]
         self._base_model = base_model
-        # One torch thread by default: measured on a 2-core machine busy with other work, a warm click
-        # took 4.9 s (median) with 1 thread and 13.2 s with 2 (threads fight over the cores); on an
-        # idle machine 2 threads would be faster, and both stay well under the 3 s goal there.
+        self._repack: bool | None = None
+        # The app's engine: attention captured from llama.cpp on the weights that translate (no torch).
+        # One llama.cpp thread by default: measured on this project's 2-core machine busy with other work
+        # (load ~7), one capture of an 85-token pair took 1.7 s (0.5B) / 3.5 s (1.5B) with 1 thread and
+        # 3.8-6.2 s / 5.3-8.5 s with 2 (ggml's threads wait for each other at every captured layer).
         self._engine_factory = engine_factory or (
-            lambda model, adapters, base: TransformersAttentionEngine(model, adapters=adapters, base_model=base,
-                                                                      threads=threads))
+            lambda model, adapters, base: LlamaAttentionEngine(model, adapters=adapters, base_model=base,
+                                                               threads=threads, repack=self._repack))
         self._engine: AttentionEngine | None = None
         self._engine_key: tuple | None = None
         self._work_dir = Path(tempfile.mkdtemp(prefix="tsx-attention-"))
@@ -130,9 +133,15 @@ class AttentionDock(QWidget):
 
     # -- configuration ---------------------------------------------------------------------------
     def set_adapters(self, adapters: Sequence[str]) -> None:
-        """Stage adapter directories (training order) applied on top of the model."""
+        """Extra GGUF LoRA files (training order) applied on top of the model (a tuned-model spec brings its own)."""
         self._adapters = [str(a) for a in adapters]
         self._engine_key = None
+
+    def set_repack(self, repack: bool | None) -> None:
+        """llama.cpp's weight repacking for the attention model: the translation's setting (None: default)."""
+        if repack != self._repack:
+            self._repack = repack
+            self._engine_key = None
 
     def set_base_model(self, base_model: str | None) -> None:
         """Base model to compare with when the model has no adapters (e.g. a merged export)."""
@@ -145,7 +154,7 @@ class AttentionDock(QWidget):
         self._engine_key = ("fixed",)
 
     def engine_for(self, model_path: str) -> AttentionEngine:
-        key = (str(model_path), tuple(self._adapters), self._base_model)
+        key = (str(model_path), tuple(self._adapters), self._base_model, self._repack)
         if self._engine_key == ("fixed",) and self._engine is not None:
             return self._engine
         if self._engine is None or self._engine_key != key:
@@ -163,8 +172,9 @@ class AttentionDock(QWidget):
         def job(progress):
             if hasattr(engine, "load"):
                 engine.load(progress)
-            import bertviz  # noqa: F401  (slow first import: IPython)
+            from desktop.attention.page import _bertviz_view
 
+            _bertviz_view("head_view")  # compile the vendored BertViz view once
             return None
 
         self.worker.submit(job, replaceable=False)
@@ -177,7 +187,11 @@ class AttentionDock(QWidget):
 
         if direction not in DIRECTIONS:
             direction = auto_direction(source)
-        engine = self.engine_for(model_path)
+        try:
+            engine = self.engine_for(model_path)
+        except (ValueError, OSError) as exc:  # e.g. PEFT directories given where GGUF LoRAs are needed
+            self._on_failed(0, str(exc))
+            return
         self._request = ViewRequest(source, translation, direction,
                                     tuple(tgt_span) if tgt_span is not None else None,
                                     tuple(src_span) if src_span is not None else None,

@@ -4,7 +4,8 @@ Three pages, each one file that needs nothing but itself (so the same file is wh
 what "Export HTML" writes and what a browser opens offline):
 
 * ``head_view_html`` / ``model_view_html``: BertViz's own head view and model view, produced by
-  ``bertviz.head_view`` / ``bertviz.model_view`` with ``html_action='return'`` and then rewritten:
+  BertViz's ``head_view`` / ``model_view`` with ``html_action='return'`` (loaded with a numpy
+  ``util`` in place of its torch one, so no torch: :func:`_bertviz_view`) and then rewritten:
   the require.js ``<script src=cdnjs...>`` and the ``require.config`` CDN paths are removed, and the
   vendored require.js, d3 5.7.0 and jQuery 2.2.4 (``resources/web/vendor``) are inlined and
   registered as the AMD modules ``d3`` and ``jquery``. The selected term's tokens are highlighted
@@ -161,20 +162,107 @@ def pick_layers(n_layers: int, per_layer_values: int, budget: int, keep: Sequenc
 _MARK = "PYTHON_PARAMS"
 
 
-def _bertviz_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+BERTVIZ_VERSION = "1.4.1"  # the vendored copy: resources/web/vendor/bertviz-1.4.1 (see its README)
+_IPYTHON_IMPORT = "from IPython.display import display, HTML, Javascript"
 
-    try:
-        return version("bertviz")
-    except PackageNotFoundError:
-        return "?"
+
+def _bertviz_version() -> str:
+    return BERTVIZ_VERSION
+
+
+def _bertviz_dir() -> Path:
+    """The vendored BertViz view files (two ``.py``, two ``.js``; Apache-2.0)."""
+    return resource_path("web", "vendor", f"bertviz-{BERTVIZ_VERSION}")
+
+
+class _NumpyBertvizUtil:
+    """``bertviz.util`` for numpy arrays: the only part of BertViz's page code that needs torch.
+
+    BertViz's ``head_view``/``model_view`` stack the per-layer tensors (``torch.stack``), slice them and
+    call ``.tolist()``; numpy does the same with ``np.stack``, so the JSON (and the page) is identical.
+    """
+
+    @staticmethod
+    def format_attention(attention: Sequence[np.ndarray], layers: Sequence[int] | None = None,
+                         heads: Sequence[int] | None = None) -> np.ndarray:
+        if layers:
+            attention = [attention[i] for i in layers]
+        squeezed = []
+        for layer_attention in attention:
+            if len(layer_attention.shape) != 4:
+                raise ValueError("each layer's attention must be [1, heads, n, n]")
+            layer_attention = layer_attention[0]
+            if heads:
+                layer_attention = layer_attention[list(heads)]
+            squeezed.append(layer_attention)
+        return np.stack(squeezed)
+
+    @staticmethod
+    def num_layers(attention: Sequence[np.ndarray]) -> int:
+        return len(attention)
+
+    @staticmethod
+    def num_heads(attention: Sequence[np.ndarray]) -> int:
+        return int(attention[0][0].shape[0])
+
+    @staticmethod
+    def format_special_chars(tokens: Sequence[str]) -> list[str]:
+        return [t.replace("Ġ", " ").replace("▁", " ").replace("</w>", "") for t in tokens]
+
+
+class _Markup:
+    """Stand-in for IPython's ``HTML``/``Javascript``: BertViz only reads ``.data`` back (``html_action='return'``)."""
+
+    def __init__(self, data: str = ""):
+        self.data = data
+
+
+def _no_display(*_args: Any, **_kwargs: Any) -> None:
+    raise RuntimeError("BertViz's notebook display is not available here (use html_action='return')")
+
+
+@lru_cache(maxsize=2)
+def _bertviz_view(view: str) -> Any:
+    """BertViz's ``head_view``/``model_view`` function, from the vendored file, without torch or IPython.
+
+    The file is compiled as a module of a private package (``desktop.attention._bertviz``) whose
+    ``util`` is :class:`_NumpyBertvizUtil`; its one IPython import line is pointed at this module's
+    stand-ins (the line is checked to be there, so a different BertViz fails loudly). The real
+    ``bertviz`` package, if installed, is neither needed nor touched.
+    """
+    import sys
+    import types
+
+    package = "desktop.attention._bertviz"
+    if package not in sys.modules:
+        pkg = types.ModuleType(package)
+        pkg.__path__ = []  # type: ignore[attr-defined]
+        util = types.ModuleType(package + ".util")
+        for name in ("format_attention", "num_layers", "num_heads", "format_special_chars"):
+            setattr(util, name, getattr(_NumpyBertvizUtil, name))
+        sys.modules[package], sys.modules[package + ".util"] = pkg, util
+    name = f"{package}.{view}"
+    if name not in sys.modules:
+        path = _bertviz_dir() / f"{view}.py"
+        code = path.read_text(encoding="utf-8")
+        if code.count(_IPYTHON_IMPORT) != 1:
+            raise ImportError(f"{path} is not the BertViz {BERTVIZ_VERSION} file this code expects")
+        code = code.replace(_IPYTHON_IMPORT, "from desktop.attention.page import _no_display as display, "
+                                             "_Markup as HTML, _Markup as Javascript")
+        module = types.ModuleType(name)
+        module.__file__, module.__package__ = str(path), package
+        sys.modules[name] = module
+        try:
+            exec(compile(code, str(path), "exec"), module.__dict__)  # noqa: S102 - vendored, checked file
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return getattr(sys.modules[name], view)
 
 
 @lru_cache(maxsize=4)
 def _bertviz_template(view: str) -> str:
-    import bertviz
-
-    return (Path(bertviz.__file__).parent / f"{view}.js").read_text(encoding="utf-8")
+    return (_bertviz_dir() / f"{view}.js").read_text(encoding="utf-8")
 
 
 def _rewrite_bertviz(raw: str, view: str, nonce: str) -> tuple[str, str]:
@@ -217,16 +305,14 @@ def _rewrite_bertviz(raw: str, view: str, nonce: str) -> tuple[str, str]:
     return markup, script
 
 
-def _torch_layers(array: np.ndarray, layers: Sequence[int], heads: Sequence[int] | None = None) -> list:
-    """BertViz wants a list (per layer) of [1, heads, n, n] torch tensors; rounded float64 keeps
-    the JSON short (0.123, not 0.12300000339746475)."""
-    import torch
-
+def _layers(array: np.ndarray, layers: Sequence[int], heads: Sequence[int] | None = None) -> list[np.ndarray]:
+    """BertViz wants a list (per layer) of [1, heads, n, n] arrays; rounded float64 keeps the JSON
+    short (0.123, not 0.12300000339746475)."""
     sel = array[list(layers)]
     if heads is not None:
         sel = sel[:, list(heads)]
-    t = torch.from_numpy(np.round(sel.astype(np.float64), 3))
-    return [t[i].unsqueeze(0) for i in range(t.shape[0])]
+    t = np.round(sel.astype(np.float64), 3)
+    return [t[i][None] for i in range(t.shape[0])]
 
 
 def _term_units(result: AttentionResult, term: TermSelection | None) -> dict[str, list[int]]:
@@ -241,7 +327,7 @@ def head_view_html(result: AttentionResult, term: TermSelection | None = None, l
 
     With a term, the view opens on "Translation → Source" at ``layer``, the term's tokens are
     highlighted and the first one is preselected (its attention lines shown)."""
-    from bertviz import head_view
+    head_view = _bertviz_view("head_view")
 
     n = result.n_src + result.n_tgt
     per_layer = 2 * n * n * result.n_heads  # "All" plus the four sub-blocks
@@ -249,7 +335,7 @@ def head_view_html(result: AttentionResult, term: TermSelection | None = None, l
     layers = pick_layers(result.n_layers, per_layer, max_values, keep)
     if layer is None or layer not in layers:
         layer = layers[len(layers) // 2]
-    raw = head_view(attention=_torch_layers(result.attentions, range(result.n_layers)), tokens=result.tokens,
+    raw = head_view(attention=_layers(result.attentions, range(result.n_layers)), tokens=result.tokens,
                     sentence_b_start=result.n_src, prettify_tokens=False, layer=layer,
                     include_layers=layers, html_action="return").data
     nonce = secrets.token_urlsafe(18)
@@ -278,7 +364,7 @@ def model_view_html(result: AttentionResult, term: TermSelection | None = None, 
                     title: str = "Attention: model view") -> str:
     """BertViz model view (every layer x head as a thumbnail). With a term it opens on
     "Translation → Source" with the detail of (``layer``, ``head``) and the term highlighted."""
-    from bertviz import model_view
+    model_view = _bertviz_view("model_view")
 
     n = result.n_src + result.n_tgt
     per_layer = 2 * n * n * result.n_heads
@@ -288,7 +374,7 @@ def model_view_html(result: AttentionResult, term: TermSelection | None = None, 
     else:
         budget = min(budget, per_layer * max(1, MAX_MODEL_VIEW_LINES // max(1, result.n_heads * n * n)))
     layers = pick_layers(result.n_layers, per_layer, budget, [layer] if layer is not None else [])
-    raw = model_view(attention=_torch_layers(result.attentions, range(result.n_layers)), tokens=result.tokens,
+    raw = model_view(attention=_layers(result.attentions, range(result.n_layers)), tokens=result.tokens,
                      sentence_b_start=result.n_src, prettify_tokens=False, display_mode="light",
                      include_layers=layers, html_action="return").data
     nonce = secrets.token_urlsafe(18)

@@ -133,13 +133,38 @@ def membership(groups: Sequence[Sequence[int]], n_pieces: int) -> np.ndarray:
     return m
 
 
+def _runs(member: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(first piece, piece count) of each unit when every unit is a run of consecutive pieces, in order.
+
+    Always the case for units made by :func:`merge_pieces`; merging is then a segmented sum
+    (``np.add.reduceat``) that keeps the input's dtype, instead of a matrix product.
+    """
+    ones = member > 0
+    counts = ones.sum(axis=1)
+    if counts.size == 0 or np.any(counts == 0):
+        return None
+    starts = ones.argmax(axis=1)
+    if starts[0] != 0 or np.any(starts[1:] != starts[:-1] + counts[:-1]) or starts[-1] + counts[-1] != member.shape[1]:
+        return None
+    return starts, counts
+
+
 def merge_keys(attn: np.ndarray, member: np.ndarray) -> np.ndarray:
     """Sum attention over the key pieces of each unit: [..., q, pieces] -> [..., q, units]."""
+    runs = _runs(member)
+    if runs is not None:
+        return np.add.reduceat(attn, runs[0], axis=-1)
     return attn @ member.T
 
 
 def merge_queries(attn: np.ndarray, member: np.ndarray) -> np.ndarray:
     """Average attention over the query pieces of each unit: [..., pieces, k] -> [..., units, k]."""
+    runs = _runs(member)
+    if runs is not None:
+        starts, counts = runs
+        out = np.add.reduceat(attn, starts, axis=-2)
+        out /= counts[:, None].astype(out.dtype)
+        return out
     mean = member / member.sum(axis=1, keepdims=True)
     return np.einsum("uq,...qk->...uk", mean, attn, optimize=True)
 

@@ -1,7 +1,7 @@
 # Build the Windows installer. UNVERIFIED (no Windows machine was available): this mirrors
 # packaging/build.py step for step; see packaging/README.md "Windows: what is not verified".
 #
-#   powershell -ExecutionPolicy Bypass -File packaging\windows\build.ps1 [-Attention] [-NoModel]
+#   powershell -ExecutionPolicy Bypass -File packaging\windows\build.ps1 [-NoModel]
 #
 # Needs: Python 3.11 x64 on PATH as `py -3.11`; Visual Studio 2022 Build Tools + CMake (PyPI has only
 # llama-cpp-python's sdist: the "llama-cpp-python" step builds the project's portable wheel with
@@ -11,7 +11,6 @@
 # -LlamaWheel; Inno Setup 6 (iscc); the default model in
 # %USERPROFILE%\.local\share\tsx-medtrans\models (`tsx-models fetch`).
 param(
-    [switch]$Attention,
     [switch]$NoModel,
     [string]$LlamaWheel = ""
 )
@@ -48,7 +47,7 @@ Step "pyinstaller" {
 }
 Step "stage" {
     if (Test-Path $Stage) { Remove-Item -Recurse -Force $Stage }
-    New-Item -ItemType Directory -Force "$Stage\models", "$Stage\attention" | Out-Null
+    New-Item -ItemType Directory -Force "$Stage\models" | Out-Null
     Copy-Item -Recurse build\pyinstaller-win\dist\tsx-medtrans "$Stage\tsx-medtrans"
     foreach ($need in @("tsx-medtrans.exe", "tsx-medtrans-cli.exe", "_internal\llama_cpp\lib\llama.dll",
                         "_internal\llama_cpp\lib\ggml-cpu-x64.dll", "_internal\llama_cpp\lib\ggml-cpu-haswell.dll",
@@ -63,13 +62,6 @@ Step "stage" {
         $hash = (Get-FileHash -Algorithm SHA256 "$Stage\models\$file").Hash.ToLower()
         if ($hash -ne "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046") { throw "model hash mismatch: $hash" }
         "$hash  $file" | Set-Content -Encoding ascii "$Stage\models\SHA256SUMS"
-    }
-}
-if ($Attention) {
-    Step "attention-overlay" {
-        & "$Venv\Scripts\python.exe" -m pip install -q --target "$Stage\attention" -c requirements\constraints.txt `
-            torch transformers peft accelerate bertviz gguf sentencepiece protobuf
-        Copy-Item -Recurse trainer "$Stage\attention\trainer"
     }
 }
 Step "self-test (unpacked bundle)" {

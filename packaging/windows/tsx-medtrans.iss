@@ -2,9 +2,9 @@
 ; machine); kept in step with the Linux packages (packaging/build.py): same layout, same components.
 ;
 ;   Linux package                      Windows component   installs to
-;   tsx-medtrans (core, no torch)      main (fixed)        {app}\            (PyInstaller one-folder)
+;   tsx-medtrans (no torch)            main (fixed)        {app}\            (PyInstaller one-folder)
 ;   tsx-medtrans-model-qwen1.5b        model (default on)  {app}\models\     (GGUF + SHA256SUMS)
-;   tsx-medtrans-attention             attention (off)     {app}\attention\  (pip --target overlay)
+; Attention views are part of main: llama.cpp computes the attention (there is no torch add-on).
 ;
 ; Build: packaging\windows\build.ps1 runs PyInstaller, prepares the staging folder and calls
 ;   iscc /DAppVersion=0.1.0 /DStage=<staging dir> packaging\windows\tsx-medtrans.iss
@@ -38,7 +38,7 @@ SetupIconFile=..\..\resources\icons\tsx-medtrans.ico
 UninstallDisplayIcon={app}\tsx-medtrans.exe
 Compression=lzma2/max
 SolidCompression=yes
-; The model (1.1 GB) makes the setup larger than one 2 GB-limited slice would allow with attention.
+; The model (1.1 GB) with the app may exceed one 2 GB-limited slice.
 DiskSpanning=yes
 DiskSliceSize=max
 WizardStyle=modern
@@ -50,19 +50,16 @@ Name: "zh"; MessagesFile: "compiler:Languages\ChineseSimplified.isl"
 
 [Types]
 Name: "standard"; Description: "Translator with the default model"
-Name: "full"; Description: "Translator, default model and attention views"
 Name: "custom"; Description: "Custom"; Flags: iscustom
 
 [Components]
-Name: "main"; Description: "TSX-MedTrans (translator, term checks, self-test)"; Types: standard full custom; Flags: fixed
-Name: "model"; Description: "Default model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB)"; Types: standard full
-Name: "attention"; Description: "Attention views (torch, transformers, BertViz; ~1 GB, 8 GB RAM to run)"; Types: full
+Name: "main"; Description: "TSX-MedTrans (translator, term checks, attention views, self-test)"; Types: standard custom; Flags: fixed
+Name: "model"; Description: "Default model: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB)"; Types: standard
 
 [Files]
 Source: "{#Stage}\tsx-medtrans\*"; DestDir: "{app}"; Components: main; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#Stage}\models\{#ModelFile}"; DestDir: "{app}\models"; Components: model; Flags: ignoreversion nocompression
 Source: "{#Stage}\models\SHA256SUMS"; DestDir: "{app}\models"; Components: model; Flags: ignoreversion
-Source: "{#Stage}\attention\*"; DestDir: "{app}\attention"; Components: attention; Flags: ignoreversion recursesubdirs createallsubdirs
 
 [Icons]
 Name: "{autoprograms}\TSX-MedTrans"; Filename: "{app}\tsx-medtrans.exe"

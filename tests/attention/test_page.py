@@ -89,3 +89,26 @@ def test_layers_are_thinned_to_fit_the_budget(tiny_result):
     assert page.pick_layers(24, 10, 1000) == list(range(24))
     picked = page.pick_layers(24, 100, 400, keep=[16])
     assert len(picked) == 4 and 16 in picked
+
+
+def test_vendored_bertviz_without_torch_returns_what_bertviz_itself_returns(tiny_result):
+    """The pages come from the vendored BertViz files with a numpy ``util`` (no torch, no IPython);
+    the HTML must be exactly what the installed bertviz package (torch tensors) returns."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    bertviz = pytest.importorskip("bertviz")
+    from importlib.metadata import version
+
+    assert version("bertviz") == page.BERTVIZ_VERSION  # the vendored copy is the installed release
+    r = tiny_result
+    arrays = page._layers(r.attentions, range(r.n_layers))
+    tensors = [torch.from_numpy(a) for a in arrays]
+    for view in ("head_view", "model_view"):
+        kwargs = {"tokens": r.tokens, "sentence_b_start": r.n_src, "prettify_tokens": False,
+                  "include_layers": [0, 1], "html_action": "return"}
+        ours = page._bertviz_view(view)(attention=arrays, **kwargs).data
+        theirs = getattr(bertviz, view)(attention=tensors, **kwargs).data
+        # BertViz puts a random element id (uuid4) in each page: compare with it normalised.
+        norm = [re.sub(r"bertviz-[0-9a-f]{32}", "bertviz-ID", html) for html in (ours, theirs)]
+        assert norm[0] == norm[1] and len(ours) > 5000

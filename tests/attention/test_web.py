@@ -98,9 +98,14 @@ def test_interceptor_blocks_and_records_remote_requests(view, tmp_path):
 
 
 def test_dock_click_to_view_export_and_compare(qtbot, tiny_qwen2_dir, tiny_adapters, tmp_path):
+    """The pane's mechanics, on the transformers reference engine (PEFT adapters on a tiny HF model);
+    the app's own engine (llama.cpp) in the pane: ``test_dock_default_engine_is_llama_cpp``."""
     from desktop.attention.dock import AttentionDock
+    from desktop.attention.engine import TransformersAttentionEngine
 
-    dock = AttentionDock(adapters=[str(a) for a in tiny_adapters])
+    dock = AttentionDock(adapters=[str(a) for a in tiny_adapters],
+                         engine_factory=lambda model, adapters, base: TransformersAttentionEngine(
+                             model, adapters=adapters, base_model=base, threads=1))
     qtbot.addWidget(dock)
     dock.resize(1100, 800)
     dock.show()
@@ -128,6 +133,31 @@ def test_dock_click_to_view_export_and_compare(qtbot, tiny_qwen2_dir, tiny_adapt
         dock.tabs.setCurrentIndex(1)  # head view
     assert shown.args[0] == "head"
     assert dock.view.interceptor.remote_requests() == []
+    dock.shutdown()
+
+
+@pytest.mark.bundled
+def test_dock_default_engine_is_llama_cpp(qtbot, small_gguf, tmp_path):
+    """A click in the app's pane: attention captured from llama.cpp on the GGUF itself, term and head view drawn."""
+    from desktop.attention.dock import AttentionDock
+    from desktop.attention.llama_engine import LlamaAttentionEngine
+
+    dock = AttentionDock()
+    qtbot.addWidget(dock)
+    dock.resize(1100, 800)
+    dock.show()
+    src_span = (ZH.index("急性心肌梗死"), ZH.index("急性心肌梗死") + 6)
+    with qtbot.waitSignal(dock.alignmentReady, timeout=120000) as aligned, \
+            qtbot.waitSignal(dock.viewShown, timeout=120000) as shown:
+        dock.show_term(ZH, EN, src_span, TERM, "zh-en", str(small_gguf))
+    engine = dock.engine_for(str(small_gguf))
+    assert isinstance(engine, LlamaAttentionEngine) and engine.loaded
+    assert shown.args[0] == "term"
+    assert aligned.args[0]["src_text"] == "急性心肌梗死" and not aligned.args[0]["weak"]
+    assert not dock.compare.isEnabled()  # a plain GGUF has no adapters to switch off
+    with qtbot.waitSignal(dock.viewShown, timeout=120000) as shown:
+        dock.tabs.setCurrentIndex(1)  # head view
+    assert shown.args[0] == "head" and dock.view.interceptor.remote_requests() == []
     dock.shutdown()
 
 

@@ -35,7 +35,7 @@ def test_merge_matches_live_adapters_and_records_hashes(qwen2_merged, tiny_qwen2
 
 def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_path):
     from converter.gguf import export
-    from converter.llamacpp import read_gguf_info
+    from medcore.gguf_header import read_gguf_info
 
     out = tmp_path / "gguf"
     records = export(qwen2_merged, out, ["f16", "q4_k_m"], probes_file=str(probes_file), max_new_tokens=8,
@@ -46,7 +46,7 @@ def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_pat
     assert v["tokenization_match"] and v["chat_template_match"] and v["end_of_turn_stops"]
     assert v["finetune"]["ft_kl_mean"] > 0.1 and v["finetune"]["kept"] > 0.95  # the adapters really moved it
     info = read_gguf_info(q4["path"])
-    assert info.arch == "qwen2" and info.file_type == "q4_k_m"
+    assert info.architecture == "qwen2" and info.file_type == "q4_k_m"
     # 64-wide rows cannot hold 256-blocks: llama.cpp falls back to Q5_0 there, and keeps no F16 weights.
     assert info.tensor_types["Q5_0"] > 0 and "F16" not in info.tensor_types
     assert q4["verify"]["finetune"]["kept"] > 0.5 and q4["verify"]["end_of_turn_stops"]
@@ -66,7 +66,7 @@ def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_pat
 def test_llama3_cli_gguf_and_verify_json(llama3_merged, probes_file, tmp_path, capsys):
     """Llama layout: llama.cpp permutes q/k on conversion; a q/k mix-up would show as a large KL here."""
     from converter.cli import main
-    from converter.llamacpp import read_gguf_info
+    from medcore.gguf_header import read_gguf_info
 
     target = tmp_path / "llama3-f16.gguf"
     assert main(["gguf", str(llama3_merged), "--out", str(target), "--type", "f16", "--probes", str(probes_file),
@@ -74,7 +74,7 @@ def test_llama3_cli_gguf_and_verify_json(llama3_merged, probes_file, tmp_path, c
     records = json.loads(capsys.readouterr().out)
     assert records[0]["path"] == str(target) and records[0]["verify"]["passed"]
     info = read_gguf_info(target)
-    assert info.arch == "llama" and "<|eot_id|>" in info.chat_template
+    assert info.architecture == "llama" and "<|eot_id|>" in info.chat_template
 
     assert main(["verify", "--hf", str(llama3_merged), "--gguf", str(target), "--probes", str(probes_file),
                  "--max-new-tokens", "8", "--json"]) == 0

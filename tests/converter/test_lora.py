@@ -58,7 +58,7 @@ def _logits(llm, ids: list[int]) -> np.ndarray:
 
 
 def test_export_writes_gguf_lora_with_provenance(tuned):
-    from converter.llamacpp import read_gguf_info
+    from medcore.gguf_header import read_gguf_info
     from medcore.models import sha256_file
     from trainer.translate import adapter_fingerprint
 
@@ -74,7 +74,7 @@ def test_export_writes_gguf_lora_with_provenance(tuned):
         assert side["peft_files"]["adapter_model.safetensors"] == sha256_file(peft / "adapter_model.safetensors")
         assert side["data_manifest_sha256"] == sha256_file(tuned.manifest)
         info = read_gguf_info(record["path"])
-        assert info.arch == "qwen2" and info.metadata.get("general.type") == "adapter"
+        assert info.architecture == "qwen2" and info.metadata.get("general.type") == "adapter"
         assert info.metadata.get("adapter.lora.alpha") == side["lora"]["lora_alpha"]
     assert s1["stack_peft_sha256"] == [] and s2["stack_peft_sha256"] == [adapter_fingerprint(tuned.peft[0])]
     assert set(s1["lora"]["target_modules"]) == {"gate_proj", "up_proj", "down_proj"}

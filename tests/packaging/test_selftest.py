@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from medcore.models import APP_MODEL, BUNDLED, SMALL_MODEL
@@ -55,48 +54,57 @@ def test_not_a_gguf_file_fails(tmp_path):
     assert rc == 1 and "is not a GGUF file" in checks(report)["model"]["error"]
 
 
-def test_require_attention_fails_without_torch(tmp_path, monkeypatch):
-    from desktop import selftest
+def test_pick_term_finds_a_word_in_either_language():
+    from desktop.selftest import SENTENCES, pick_term
 
-    monkeypatch.setattr(selftest, "attention_available", lambda: (False, "attention component not installed (test)"))
-    out = tmp_path / "r.json"
-    rc = selftest.main(["--no-page", "--require-attention", "--model", str(tmp_path / "absent.gguf"),
-                        "--json-out", str(out)])
-    report = json.loads(out.read_text())
-    assert rc == 1
-    att = checks(report)["attention_engine"]
-    assert not att["ok"] and "--require-attention" in att["error"]
-
-
-def test_synthetic_attention_is_a_valid_result_over_the_real_pair():
-    from desktop.attention.alignment import align_term
-    from desktop.selftest import SENTENCES, SyntheticAttentionEngine, pick_term
-
-    zh, en = SENTENCES["zh-en"], SENTENCES["en-zh"]
-    result = SyntheticAttentionEngine().compute(zh, en, "zh-en")
-    result.validate()  # shapes and row sums, as the real engine's
-    assert "".join(result.src_tokens) == zh.replace(" ", "")
-    assert result.tgt_tokens[:3] == ["The", "patient", "was"]
+    en = SENTENCES["en-zh"]
     span = pick_term(en, "en")
     assert en[span[0]:span[1]] == "percutaneous"
-    alignment = align_term(result, span)
-    assert 0.0 <= alignment.confidence <= 1.0 and np.isclose(alignment.profile.sum(), 1.0)
+    zh = SENTENCES["zh-en"]
     zh_span = pick_term(zh, "zh")
     assert zh[zh_span[0]:zh_span[1]] in zh and zh_span[1] - zh_span[0] == 4
 
 
 @pytest.mark.bundled
+def test_attention_check_is_real_and_fails_once_torch_is_imported(small_gguf, monkeypatch):
+    """The self-test's attention check captures the model's own attention and refuses a torch import."""
+    import types
+
+    from desktop.attention.llama_engine import LlamaAttentionEngine
+    from desktop.selftest import SENTENCES, CheckFailed, check_attention
+
+    zh, en = SENTENCES["zh-en"], SENTENCES["en-zh"]
+    engine = LlamaAttentionEngine(small_gguf, threads=1)
+    try:
+        monkeypatch.delitem(sys.modules, "torch", raising=False)
+        detail, span = check_attention(engine, zh, en, "zh-en")
+        assert detail["engine"] == "llama.cpp" and (detail["layers"], detail["heads"]) == (24, 14)
+        assert detail["term"] == "percutaneous" and detail["src_text"] and detail["torch_imported"] is False
+        assert 0.0 < detail["kept_mass_mean"] < 1.0 and detail["compare_with_base"] is False
+        monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # as if something had imported it
+        with pytest.raises(CheckFailed, match="torch was imported"):
+            check_attention(engine, zh, en, "zh-en")
+    finally:
+        engine.close()
+
+
+@pytest.mark.bundled
 @pytest.mark.slow
 def test_real_self_test_on_the_small_model(small_gguf, tmp_path):
-    """The whole self-test on the bundled 0.5B: load, translate, draw the term view offscreen."""
-    rc, report, err = run_selftest(["--model", SMALL_MODEL, "--keep", str(tmp_path), "--ctx", "1024", "--synthetic-attention"], {}, timeout=600)
+    """The whole self-test on the bundled 0.5B: load, translate, real attention from llama.cpp, draw the
+    term view and the head view offscreen."""
+    rc, report, err = run_selftest(["--model", SMALL_MODEL, "--keep", str(tmp_path), "--ctx", "1024"], {}, timeout=600)
     by_name = checks(report)
     assert rc == 0, err
     assert by_name["model"]["detail"]["verified"] is True
     assert by_name["translate"]["detail"]["detected_lang"] == "en"
-    page = by_name["attention_page:term"]["detail"]
-    assert page["drawn"] is True and page["colours_sampled"] >= 3 and "remote" not in page
-    assert (tmp_path / "term.png").stat().st_size > 1000
+    attention = by_name["attention_engine"]["detail"]
+    assert attention["engine"] == "llama.cpp" and (attention["layers"], attention["heads"]) == (24, 14)
+    assert attention["torch_imported"] is False and attention["src_text"]
+    for view in ("term", "head"):
+        page = by_name[f"attention_page:{view}"]["detail"]
+        assert page["drawn"] is True and page["colours_sampled"] >= 3 and "remote" not in page
+        assert (tmp_path / f"{view}.png").stat().st_size > 1000
 
 
 @pytest.mark.bundled
