@@ -60,7 +60,9 @@ from medcore.models import ModelError
 from medcore.pairs import DataFormatError
 from medcore.prompt import auto_direction, split_direction
 from medcore.redflags import RedFlag
+from medcore.term_block import block_terms
 from medcore.terms import Glossary, Inconsistency, TermCheck
+from medcore.textnorm import normalize
 
 log = logging.getLogger("tsx_medtrans.window")
 
@@ -288,7 +290,10 @@ class MainWindow(QMainWindow):
             # runtime adapters) with the same weight-repacking setting.
             if hasattr(self.attention, "set_repack"):
                 self.attention.set_repack(self.settings.load_options(self.model_path).repack)
-            self.attention.show_term(source, translation, src_span, tgt_span, direction, self.model_path)
+            # ... and the prompt that translated: the same term block when glossary terms were required.
+            glossary = self.glossary if self.act_term_block.isChecked() else None
+            terms = block_terms(glossary, normalize(source, split_direction(direction)[0]), direction)
+            self.attention.show_term(source, translation, src_span, tgt_span, direction, self.model_path, terms)
 
     def _update_buttons(self) -> None:
         ready = self.model_info is not None

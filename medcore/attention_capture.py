@@ -370,15 +370,19 @@ class AttentionCapture:
             name += " + " + " + ".join(a.path.name for a in self.adapters)
         return name
 
-    def prompt_ids(self, source: str, direction: str) -> tuple[list[int], str]:
-        """Token ids of the translation prompt (as the app's engine renders and tokenises it) and its text."""
+    def prompt_ids(self, source: str, direction: str, terms: Sequence[tuple[str, str]] = ()) -> tuple[list[int], str]:
+        """Token ids of the translation prompt (as the app's engine renders and tokenises it) and its text.
+
+        ``terms``: the term block the translation's prompt carried (the engine's ``prompt_terms``).
+        """
         from medcore.prompt import load_contract
 
-        rendered = self._formatter(messages=load_contract().messages(source, direction))
+        rendered = self._formatter(messages=load_contract().messages(source, direction, terms))
         ids = self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return list(ids), rendered.prompt
 
-    def layout(self, source: str, translation: str, direction: str) -> PairLayout:
+    def layout(self, source: str, translation: str, direction: str,
+               terms: Sequence[tuple[str, str]] = ()) -> PairLayout:
         """Token ids of ``prompt + translation`` and where the source's and translation's tokens are.
 
         The end-of-turn token after the translation is left out: attention is causal, so no kept
@@ -399,8 +403,8 @@ class AttentionCapture:
         if normalized != source and normalized == source.strip():
             shift = len(source) - len(source.lstrip())
             source = normalized
-        prompt_ids, text = self.prompt_ids(source, direction)
-        user = load_contract().messages(source, direction)[-1]["content"]
+        prompt_ids, text = self.prompt_ids(source, direction, terms)
+        user = load_contract().messages(source, direction, terms)[-1]["content"]
         src_pos: list[int] = []
         src_spans: list[tuple[int, int]] = []
         offsets = char_offsets(text, [piece_bytes(llm, t) for t in prompt_ids])

@@ -181,8 +181,12 @@ class AttentionDock(QWidget):
 
     # -- the public entry point ------------------------------------------------------------------
     def show_term(self, source: str, translation: str, src_span: tuple[int, int] | None,
-                  tgt_span: tuple[int, int] | None, direction: str, model_path: str) -> None:
-        """Inspect a term: ``tgt_span`` in ``translation`` (and the expected ``src_span`` in the source)."""
+                  tgt_span: tuple[int, int] | None, direction: str, model_path: str,
+                  terms: Sequence[tuple[str, str]] = ()) -> None:
+        """Inspect a term: ``tgt_span`` in ``translation`` (and the expected ``src_span`` in the source).
+
+        ``terms``: the term block the translation's prompt carried (the engine's ``prompt_terms``).
+        """
         from medcore.prompt import DIRECTIONS, auto_direction
 
         if direction not in DIRECTIONS:
@@ -195,7 +199,8 @@ class AttentionDock(QWidget):
         self._request = ViewRequest(source, translation, direction,
                                     tuple(tgt_span) if tgt_span is not None else None,
                                     tuple(src_span) if src_span is not None else None,
-                                    compare=self.compare.isChecked() and engine.has_base)
+                                    compare=self.compare.isChecked() and engine.has_base,
+                                    terms=tuple((str(a), str(b)) for a, b in terms))
         self._pages = {}
         self.last_latency = {}
         self._clicked_at = time.perf_counter()

@@ -136,8 +136,11 @@ class AttentionEngine(Protocol):
     """What the views need from an engine. Implementations return plain arrays only."""
 
     def compute(self, source: str, translation: str, direction: str, *, base: bool = False,
-                progress: Progress | None = None) -> AttentionResult:
-        """Attention for the pair; ``base=True``: the same from the base weights (no adapters)."""
+                progress: Progress | None = None, terms: Sequence[tuple[str, str]] = ()) -> AttentionResult:
+        """Attention for the pair; ``base=True``: the same from the base weights (no adapters).
+
+        ``terms``: the term block the translation's prompt carried, so the prompt is the one that translated.
+        """
         ...
 
     @property
@@ -175,7 +178,8 @@ def _piece_spans(offsets: Sequence[Sequence[int]], lo: int, hi: int) -> tuple[li
     return idx, spans
 
 
-def locate_source(tokenizer: Any, prompt_ids: list[int], source: str, direction: str) -> tuple[list[int], list[tuple[int, int]]]:
+def locate_source(tokenizer: Any, prompt_ids: list[int], source: str, direction: str,
+                  terms: Sequence[tuple[str, str]] = ()) -> tuple[list[int], list[tuple[int, int]]]:
     """Positions of the source's pieces inside the prompt, and their spans in ``source``.
 
     The prompt is rendered to text with the same chat template and re-tokenised with offsets; the
@@ -184,7 +188,7 @@ def locate_source(tokenizer: Any, prompt_ids: list[int], source: str, direction:
     """
     from medcore.prompt import load_contract
 
-    messages = load_contract().messages(source, direction)
+    messages = load_contract().messages(source, direction, terms)
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     user = messages[-1]["content"]
@@ -406,17 +410,18 @@ class TransformersAttentionEngine:
             self._tokenizer, self._model = tokenizer, model
 
     def compute(self, source: str, translation: str, direction: str, *, base: bool = False,
-                progress: Progress | None = None) -> AttentionResult:
+                progress: Progress | None = None, terms: Sequence[tuple[str, str]] = ()) -> AttentionResult:
         if base and not self.adapters:
             if self.base_model is None:
                 raise ValueError("no base model to compare with (no adapters and no base model given)")
             if self._base_engine is None:
                 self._base_engine = TransformersAttentionEngine(self.base_model, device=self.device,
                                                                 cache_size=self.cache_size, threads=self.threads)
-            result = self._base_engine.compute(source, translation, direction, progress=progress)
+            result = self._base_engine.compute(source, translation, direction, progress=progress, terms=terms)
             result.variant = "base"
             return result
-        key = (source, translation, direction, bool(base))
+        terms = tuple((str(a), str(b)) for a, b in terms)
+        key = (source, translation, direction, bool(base), terms)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -424,14 +429,15 @@ class TransformersAttentionEngine:
             self.load(progress)
             if progress:
                 progress("Running the model" + (" (base weights)" if base else ""))
-            result = self._compute(source, translation, direction, base)
+            result = self._compute(source, translation, direction, base, terms)
             self._cache[key] = result
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
             return result
 
     # -- internals -------------------------------------------------------------------------------
-    def _compute(self, source: str, translation: str, direction: str, base: bool) -> AttentionResult:
+    def _compute(self, source: str, translation: str, direction: str, base: bool,
+                 terms: Sequence[tuple[str, str]] = ()) -> AttentionResult:
         import contextlib
 
         import torch
@@ -441,8 +447,8 @@ class TransformersAttentionEngine:
         if not source.strip() or not translation.strip():
             raise ValueError("both the source and the translation must be non-empty")
         tokenizer = self._tokenizer
-        prompt_ids = render_prompt_ids(tokenizer, source, direction)
-        src_pos, src_spans = locate_source(tokenizer, prompt_ids, source, direction)
+        prompt_ids = render_prompt_ids(tokenizer, source, direction, terms)
+        src_pos, src_spans = locate_source(tokenizer, prompt_ids, source, direction, terms)
         tgt = tokenizer(translation, add_special_tokens=False, return_offsets_mapping=True)
         tgt_ids = list(tgt["input_ids"])
         tgt_offsets = [tuple(o) for o in tgt["offset_mapping"]]

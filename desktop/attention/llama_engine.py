@@ -94,17 +94,18 @@ class LlamaAttentionEngine:
             self._capture.load(progress)
 
     def compute(self, source: str, translation: str, direction: str, *, base: bool = False,
-                progress: Progress | None = None) -> AttentionResult:
+                progress: Progress | None = None, terms: Sequence[tuple[str, str]] = ()) -> AttentionResult:
         if base and self.base_model is not None:
             with self._lock:
                 self._capture.load(progress)  # whether the model has adapters of its own decides
         if base and self.base_model is not None and not self._capture.has_adapters:
             if self._base_engine is None:
                 self._base_engine = LlamaAttentionEngine(self.base_model, **self._engine_args)
-            result = self._base_engine.compute(source, translation, direction, progress=progress)
+            result = self._base_engine.compute(source, translation, direction, progress=progress, terms=terms)
             result.variant = "base"
             return result
-        key = (source, translation, direction, bool(base))
+        terms = tuple((str(a), str(b)) for a, b in terms)
+        key = (source, translation, direction, bool(base), terms)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -114,7 +115,7 @@ class LlamaAttentionEngine:
                 raise ValueError("no base model to compare with: this model has no adapters")
             if progress:
                 progress("Running the model" + (" (base weights)" if base else ""))
-            result = self._compute(source, translation, direction, base)
+            result = self._compute(source, translation, direction, base, terms)
             self._cache[key] = result
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
@@ -129,11 +130,12 @@ class LlamaAttentionEngine:
                 self._base_engine = None
 
     # -- internals -------------------------------------------------------------------------------
-    def _compute(self, source: str, translation: str, direction: str, base: bool) -> AttentionResult:
+    def _compute(self, source: str, translation: str, direction: str, base: bool,
+                 terms: Sequence[tuple[str, str]] = ()) -> AttentionResult:
         from medcore.attention_capture import CaptureStats
 
         cap = self._capture
-        layout = cap.layout(source, translation, direction)
+        layout = cap.layout(source, translation, direction, terms)
         cap.check_size(layout)
         kept, gen_rows = layout.kept, layout.gen_rows
         # One capture of every needed query row (kept + the last header token, which produced the

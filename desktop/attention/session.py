@@ -28,6 +28,7 @@ class ViewRequest:
     src_span: tuple[int, int] | None = None
     compare: bool = False  # add the base model's term view side by side
     views: tuple[str, ...] = VIEWS
+    terms: tuple[tuple[str, str], ...] = ()  # the term block the translation's prompt carried
 
     @property
     def term(self) -> pages.TermSelection | None:
@@ -53,7 +54,8 @@ def build_views(engine: AttentionEngine, request: ViewRequest, out_dir: str | Pa
     out = Path(out_dir)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    result = engine.compute(request.source, request.translation, request.direction, progress=progress)
+    result = engine.compute(request.source, request.translation, request.direction, progress=progress,
+                            terms=request.terms)
     timings["compute"] = time.perf_counter() - t0
     alignment = alt = base_alignment = None
     panels = []
@@ -66,7 +68,7 @@ def build_views(engine: AttentionEngine, request: ViewRequest, out_dir: str | Pa
         if request.compare and engine.has_base:
             t1 = time.perf_counter()
             base = engine.compute(request.source, request.translation, request.direction, base=True,
-                                  progress=progress)
+                                  progress=progress, terms=request.terms)
             timings["compute_base"] = time.perf_counter() - t1
             base_alignment = align_term(base, term.tgt_span, term.src_span)
             base_alt = align_term(base, term.tgt_span, term.src_span, query="term")

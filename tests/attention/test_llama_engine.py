@@ -227,3 +227,34 @@ def test_cli_term_view_from_llama_cpp(small_gguf, tmp_path, capsys):
     with pytest.raises(SystemExit, match="--compare-base needs a model with adapters"):
         main(["--model", str(small_gguf), "--source", src, "--translation", tgt, "--term", term, "--compare-base",
               "--out", str(tmp_path / "x.html")])
+
+
+@pytest.mark.bundled
+def test_term_block_prompt_is_the_one_that_translated(llama_small, small_gguf):
+    """With glossary terms required, attention is computed on the prompt that carried them: the app
+    engine's exact prompt ids, the source still found after the block, and a different attention."""
+    from desktop.engine import LoadOptions, TranslationEngine
+    from medcore.terms import Glossary, Term
+
+    src, tgt, direction, *_ = PAIRS[0]
+    glossary = Glossary([Term("急性心肌梗死", "Acute myocardial infarction", "hpo")])
+    engine = TranslationEngine()
+    engine.load(small_gguf, LoadOptions(n_ctx=512, n_threads=1), base_only=True)
+    try:
+        engine.set_term_glossary(glossary)
+        terms = engine.prompt_terms(src, direction)
+        assert terms == [("急性心肌梗死", "acute myocardial infarction")]
+        app_ids = engine.prompt_token_ids(src, direction)
+    finally:
+        engine.unload()
+    cap = llama_small._capture
+    cap.load()
+    layout = cap.layout(src, tgt, direction, terms)
+    assert layout.ids[: layout.prompt_len] == app_ids
+    assert layout.prompt_len > cap.layout(src, tgt, direction).prompt_len
+    assert "".join(src[a:b] for a, b in layout.src_spans) == src  # the source after the block, not the block's term
+    plain = llama_small.compute(src, tgt, direction)
+    blocked = llama_small.compute(src, tgt, direction, terms=terms)
+    assert blocked.src_tokens == plain.src_tokens and blocked.tgt_tokens == plain.tgt_tokens
+    assert np.abs(blocked.attentions - plain.attentions).mean() > 1e-4
+    assert np.isfinite(blocked.attentions).all()

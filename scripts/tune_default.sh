@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The full-data fine-tune that becomes the app's default model (issue 11), as one resumable chain.
+# Run it again after any interruption (session end, kill, reboot): each step resumes or is skipped
+# when its output is complete, so `nohup scripts/tune_default.sh >> runs/tune.log 2>&1 &` is the
+# whole procedure, however many sessions it takes.
+#
+#   1. prepare the shared data (once);
+#   2. stage 1: all term records, 1 epoch, best-validation checkpoint (tsx-train --resume);
+#   3. stage 2: all sentence records, 1 epoch, on top of stage 1, with the term block;
+#   4. GGUF LoRA adapters + tuned-model spec (tsx-convert lora --verify);
+#   5. ablation through the app's runtime (llama.cpp): base / +S1 / +S1+S2 on the 0.5B, and the 1.5B
+#      base the tuned model has to beat, on >= 400 sentences and >= 1,000 terms of the combined test split.
+#
+# Threads: OMP_NUM_THREADS=1 when the machine is shared (docs/training.md); 2 on a quiet machine.
+# A SIGTERM to a training step finishes the step and checkpoints it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+NAME=${NAME:-tsx-medtrans-0.5b}
+ADAPTERS=resources/models/adapters/$NAME
+EVAL=${EVAL:-runs/eval-full}
+# The whole combined test split by default (410 sentences, 2,080 terms); LIMIT=N takes a seeded spread.
+LIMIT_ARGS=()
+[ -n "${LIMIT:-}" ] && LIMIT_ARGS=(--limit "$LIMIT")
+
+# A stage is finished when its metrics.json (written only at the end) has reached the checkpoint's step.
+finished() {
+  "$BIN/python" - "$1" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+try:
+    done = json.loads((out / "metrics.json").read_text())["summary"]["steps"]
+    last = json.loads((out / "checkpoints/last/state.json").read_text())["global_step"]
+except (OSError, KeyError, ValueError):
+    sys.exit(1)
+sys.exit(0 if done == last else 1)
+PY
+}
+
+run_stage() {  # run_stage <stage> <out_dir> <args...>
+  local stage=$1 out=$2; shift 2
+  if finished "$out"; then echo "== $stage: finished ($out)"; return; fi
+  local resume=()
+  [ -f "$out/checkpoints/last/state.json" ] && resume=(--resume)
+  echo "== $stage: $(date -u +%FT%TZ) ${resume[*]:-fresh}"
+  "$BIN/tsx-train" "$stage" --out-dir "$out" --no-progress "${resume[@]}" "$@"
+}
+
+[ -f prepared/manifest.json ] || "$BIN/tsx-train" prepare
+run_stage stage1 runs/stage1 --micro-batch-size 16 --val-limit 512 --eval-every 250 --epochs 1
+run_stage stage2 runs/stage2 --micro-batch-size 8 --val-limit 410 --eval-every 100 --epochs 1  # on runs/stage1/adapter
+
+if [ ! -f "resources/models/$NAME.yaml" ]; then
+  echo "== GGUF LoRA adapters and spec: $(date -u +%FT%TZ)"
+  "$BIN/tsx-convert" lora --adapter runs/stage1/adapter --adapter runs/stage2/adapter --out "$ADAPTERS" \
+      --spec "resources/models/$NAME.yaml" --description "Qwen2.5-Coder-0.5B + TSX-MedTrans stage 1 + 2 (full data)" \
+      --verify
+fi
+
+if [ ! -f "$EVAL/ablation/ablation.json" ]; then
+  echo "== ablation (llama.cpp, the app's runtime): $(date -u +%FT%TZ)"
+  "$BIN/tsx-eval" ablation --backend llamacpp --base qwen2.5-coder-0.5b \
+      --stage1 "$ADAPTERS/stage1.lora.gguf" --stage2 "$ADAPTERS/stage2.lora.gguf" \
+      --test prepared/combined_test.jsonl "${LIMIT_ARGS[@]}" --out "$EVAL/ablation" --no-progress
+fi
+if [ ! -f "$EVAL/base-1.5b/metrics.json" ]; then
+  echo "== the 1.5B base on the same records: $(date -u +%FT%TZ)"
+  "$BIN/tsx-eval" run --backend llamacpp --model qwen2.5-coder-1.5b --name base-1.5b \
+      --test prepared/combined_test.jsonl "${LIMIT_ARGS[@]}" --out "$EVAL/base-1.5b" --no-progress
+fi
+echo "== done: $(date -u +%FT%TZ). Compare $EVAL/ablation/ablation.md with $EVAL/base-1.5b/metrics.json;"
+echo "   if the tuned model wins, commit $ADAPTERS + resources/models/$NAME.yaml + the PEFT adapters"
+echo "   and set 'default: $NAME' in resources/models/default.yaml (docs/converter.md)."
