@@ -52,8 +52,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     p.add_argument("--directions", nargs="+", choices=DIRECTIONS, help="only these directions")
     p.add_argument("--kinds", nargs="+", choices=("term", "sentence"), help="only these kinds")
-    p.add_argument("--glossary", help="term file for term accuracy in sentences "
-                                      "(default: glossary.tsv beside the prepared test set)")
+    p.add_argument("--glossary", help="term file for term accuracy in sentences, or 'default' for the app's "
+                                      "shipped medical glossary (default: glossary.tsv beside the prepared test set)")
     p.add_argument("--term-block", action="store_true",
                    help="put the glossary's terms found in each source into the prompt as required translations "
                         "(the prompt contract's term block, as the app does with a glossary loaded); sentences only")
@@ -209,15 +209,21 @@ def _term_block_kwargs(args: argparse.Namespace, glossary) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> dict:
-    from medcore.terms import Glossary
-    from trainer.evaluate import data_identity, evaluate, find_glossary, load_test_set, select_records
+    from trainer.evaluate import (
+        data_identity,
+        evaluate,
+        find_glossary,
+        load_eval_glossary,
+        load_test_set,
+        select_records,
+    )
     from trainer.translate import make_translator
 
     records = select_records(load_test_set(args.test), args.limit, args.seed, args.directions, args.kinds)
     if not records:
         raise ValueError(f"no records selected from {args.test}")
     glossary_path = args.glossary or find_glossary(args.test)
-    glossary = Glossary.load(glossary_path) if glossary_path else None
+    glossary = load_eval_glossary(glossary_path)
     term_kwargs = _term_block_kwargs(args, glossary)
     comet = _comet_spec(args)
     comet.model()  # fail before translating, not after, when the checkpoint is unusable
@@ -237,14 +243,13 @@ def cmd_run(args: argparse.Namespace) -> dict:
 
 
 def cmd_ablation(args: argparse.Namespace) -> dict:
-    from medcore.terms import Glossary
-    from trainer.evaluate import ablation_systems, find_glossary, run_ablation
+    from trainer.evaluate import ablation_systems, find_glossary, load_eval_glossary, run_ablation
 
     systems = ablation_systems(args.backend, args.base, args.stage1, args.stage2)
     threads = _set_threads(args)
     if args.term_block:
         glossary_path = args.glossary or find_glossary(args.test)
-        threads.update(_term_block_kwargs(args, Glossary.load(glossary_path) if glossary_path else None))
+        threads.update(_term_block_kwargs(args, load_eval_glossary(glossary_path)))
     comet = _comet_spec(args)
     comet.model()
     summary = run_ablation(systems, args.test, args.out, backend=args.backend, limit=args.limit, seed=args.seed,

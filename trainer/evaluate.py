@@ -115,6 +115,18 @@ def select_records(records: list[dict], limit: int | None = None, seed: int = 0,
     return [chosen[i] for i in sorted(picked)]
 
 
+def load_eval_glossary(path: str | os.PathLike[str] | None) -> Glossary | None:
+    """A term file, or ``default``: the app's shipped medical glossary with its priorities and advisory
+    everyday words (``medcore.glossary``), i.e. what a user's translation is checked and prompted with."""
+    if not path:
+        return None
+    if str(path) == "default":
+        from medcore.glossary import load_glossary
+
+        return load_glossary(use_default=True)
+    return Glossary.load(path)
+
+
 def find_glossary(test_path: str | os.PathLike[str]) -> Path | None:
     """The prepared ``glossary.tsv`` beside a test file or one folder up (``terms/test.jsonl``)."""
     test_path = Path(test_path).resolve()
@@ -515,7 +527,7 @@ def run_ablation(systems: Sequence[SystemSpec], test: str | os.PathLike[str], ou
     if not records:
         raise ValueError(f"no records selected from {test}")
     glossary_path = glossary_path or find_glossary(test)
-    glossary = Glossary.load(glossary_path) if glossary_path else None
+    glossary = load_eval_glossary(glossary_path)
     data = data_identity(test, records)
     comet = comet or CometSpec()
     factory = translator_factory or make_translator

@@ -139,3 +139,18 @@ def test_run_cli_term_block_is_for_sentences_and_reaches_the_prompt(tiny_qwen2_d
                                         term_glossary=Glossary.load(tmp_path / "glossary.tsv"))
     prompt, _ = translator._prepare("Severe headache.", "en-zh")
     assert prompt == render_prompt_ids(translator.tokenizer, "Severe headache.", "en-zh", [("headache", "头痛")])
+
+
+def test_eval_glossary_default_is_the_apps_shipped_glossary(tmp_path):
+    """`--glossary default` scores and prompts with what users get: priorities and advisory everyday words."""
+    from medcore.glossary import load_glossary
+    from trainer.evaluate import load_eval_glossary
+
+    shipped = load_eval_glossary("default")
+    assert len(shipped) == len(load_glossary(use_default=True)) > 1000
+    hits = shipped.find("服用", "zh")
+    assert hits and not shipped.required(hits[0])  # CC-CEDICT's "take": shown, never required
+    plain = tmp_path / "g.tsv"
+    plain.write_text("服用\ttake\n", encoding="utf-8")
+    assert all(load_eval_glossary(plain).required(hit) for hit in load_eval_glossary(plain).find("服用", "zh"))
+    assert load_eval_glossary(None) is None
