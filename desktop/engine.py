@@ -754,6 +754,85 @@ class TranslationEngine:
         return result
 
 
+    def translate_many(self, items: list[tuple[str, str]], max_new_tokens: int | None = None,
+                       parallel: int | None = None, cancel: threading.Event | None = None,
+                       on_item: Callable[[int, TranslationResult | EngineError], None] | None = None,
+                       ) -> list[TranslationResult | EngineError]:
+        """Translate independent texts (``(source, direction)``, e.g. a test set) with every segment of
+        every text side by side; one result per text, in order, or the :class:`EngineError` that text
+        raised (a context too small for it). Each text is planned, prompted and budgeted exactly as
+        :meth:`translate` does. ``on_item(index, result)`` fires as each text is complete.
+        """
+        self._require()
+        plans: list[tuple[str, list[Segment], list[str]] | EngineError] = []
+        for source, direction in items:
+            direction = auto_direction(source) if direction == "auto" else direction
+            split_direction(direction)
+            try:
+                segments, warnings = self.plan(source, direction, max_new_tokens)
+            except EngineError as exc:
+                plans.append(exc)
+                continue
+            plans.append((direction, segments, warnings))
+        flat = [(i, k, seg, plan[0]) for i, plan in enumerate(plans) if not isinstance(plan, EngineError)
+                for k, seg in enumerate(plan[1])]
+        requests = self._requests([f[2] for f in flat], [f[3] for f in flat], max_new_tokens) if len(flat) > 1 else []
+        slots, decoder = self._slots_for(requests, parallel) if requests else (1, None)
+        out: list[TranslationResult | EngineError | None] = [None] * len(items)
+        if decoder is None:  # the sequential path, text by text
+            for i, (source, _) in enumerate(items):
+                if cancel is not None and cancel.is_set():
+                    break
+                plan = plans[i]
+                try:
+                    if isinstance(plan, EngineError):
+                        raise plan
+                    out[i] = self.translate(source, plan[0], cancel=cancel, max_new_tokens=max_new_tokens, parallel=1)
+                except EngineError as exc:
+                    out[i] = exc
+                if on_item:
+                    on_item(i, out[i])
+            return [r if r is not None else EngineError("stopped before this text was translated") for r in out]
+        remaining = {i: len(p[1]) for i, p in enumerate(plans) if not isinstance(p, EngineError)}
+        by_item: dict[int, list[SegmentResult]] = {i: [] for i in remaining}
+
+        def finish_item(i: int) -> TranslationResult:
+            direction, segments, warnings = plans[i]  # type: ignore[misc]
+            _, tgt_lang = split_direction(direction)
+            segs = sorted(by_item[i], key=lambda s: s.index)
+            parts = []
+            for s in segs:
+                s.separator = separator_after(segments[s.index], tgt_lang, last=s.index + 1 == len(segments))
+                parts += [s.translation, s.separator]
+            warnings = list(warnings) + [f"segment {s.index + 1} reached its output limit of {s.max_tokens} tokens; "
+                                         "its translation may be incomplete" for s in segs if s.finish_reason == "length"]
+            return TranslationResult(
+                source=items[i][0], translation="".join(parts) if len(segs) == len(segments) else "".join(parts).rstrip(),
+                direction=direction, segments=segs, warnings=warnings,
+                cancelled=len(segs) < len(segments) or any(s.finish_reason == "cancelled" for s in segs),
+                seconds=sum(s.seconds for s in segs), model=self.runtime_provenance(), parallel=slots,
+                total_segments=len(segments))
+
+        def on_done(flat_index: int, seg: SegmentResult) -> None:
+            i, k = flat[flat_index][0], flat[flat_index][1]
+            seg.index = k
+            by_item[i].append(seg)
+            remaining[i] -= 1
+            if remaining[i] == 0:
+                out[i] = finish_item(i)
+                if on_item:
+                    on_item(i, out[i])
+
+        log.info("translating %d text(s), %d segment(s), %d side by side", len(items), len(flat), slots)
+        self._decode_parallel(decoder, slots, [f[2] for f in flat], requests, cancel, lambda i, t: None, on_done)
+        for i, plan in enumerate(plans):
+            if isinstance(plan, EngineError):
+                out[i] = plan
+            elif out[i] is None:  # stopped: what it has
+                out[i] = finish_item(i)
+        return out  # type: ignore[return-value]
+
+
 def describe_exception(exc: BaseException) -> str:
     """One line for the user: our own errors as they are, anything else with its type."""
     if isinstance(exc, (ModelError, EngineError)):

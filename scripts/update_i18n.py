@@ -52,6 +52,8 @@ ZH = {
     "%1 (base model only)": "%1（仅基础模型）",
     "Translating with the tuned model": "正在使用微调模型翻译",
     "Translating with the base model only": "正在仅使用基础模型翻译",
+    "Parallel segments": "并行翻译句段数", "automatic (up to %1)": "自动（最多 %1）",
+    "Sentences translated at the same time; 1 = one after another": "同时翻译的句子数；1 = 逐句翻译",
 }
 
 

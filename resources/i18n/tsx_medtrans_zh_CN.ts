@@ -61,246 +61,247 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/main_window.py" line="113" />
+        <location filename="../../desktop/main_window.py" line="116" />
         <source>No model installed: run `tsx-models fetch` or choose a GGUF file.</source>
         <translation>未安装模型：请运行 `tsx-models fetch` 或选择 GGUF 文件。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="118" />
+        <location filename="../../desktop/main_window.py" line="121" />
         <source>Main</source>
         <translation>主工具栏</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="121" />
+        <location filename="../../desktop/main_window.py" line="124" />
         <source>Open…</source>
         <translation>打开…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="122" />
+        <location filename="../../desktop/main_window.py" line="125" />
         <source>Save translation…</source>
         <translation>保存译文…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="123" />
+        <location filename="../../desktop/main_window.py" line="126" />
         <source>Export with term report…</source>
         <translation>导出译文及术语报告…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="124" />
+        <location filename="../../desktop/main_window.py" line="127" />
         <source>Load glossary…</source>
         <translation>加载术语表…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="125" />
+        <location filename="../../desktop/main_window.py" line="128" />
         <source>Clear glossary</source>
         <translation>清除术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="126" />
+        <location filename="../../desktop/main_window.py" line="129" />
         <source>Choose GGUF…</source>
         <translation>选择 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="127" />
+        <location filename="../../desktop/main_window.py" line="130" />
         <source>Model settings…</source>
         <translation>模型设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="129" />
+        <location filename="../../desktop/main_window.py" line="132" />
         <source>Base model only</source>
         <translation>仅用基础模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="130" />
+        <location filename="../../desktop/main_window.py" line="133" />
         <source>Translate with the base model, without the tuned model's adapters</source>
         <translation>用基础模型翻译，不加载微调模型的适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="132" />
+        <location filename="../../desktop/main_window.py" line="135" />
         <source>Translate</source>
         <translation>翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="134" />
+        <location filename="../../desktop/main_window.py" line="137" />
         <source>Translate (Ctrl+Enter)</source>
         <translation>翻译（Ctrl+Enter）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="135" />
+        <location filename="../../desktop/main_window.py" line="138" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="136" />
+        <location filename="../../desktop/main_window.py" line="139" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="137" />
+        <location filename="../../desktop/main_window.py" line="140" />
         <source>Clear</source>
         <translation>清空</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="140" />
+        <location filename="../../desktop/main_window.py" line="143" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="142" />
+        <location filename="../../desktop/main_window.py" line="145" />
         <source>Auto</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="161" />
+        <location filename="../../desktop/main_window.py" line="164" />
         <source>Paste or open medical text (Chinese or English)…</source>
         <translation>粘贴或打开医学文本（中文或英文）…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="164" />
+        <location filename="../../desktop/main_window.py" line="167" />
         <source>The translation appears here.</source>
         <translation>译文显示在这里。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="180" />
+        <location filename="../../desktop/main_window.py" line="183" />
         <source>Terms</source>
         <translation>术语</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="186" />
-        <location filename="../../desktop/main_window.py" line="299" />
-        <location filename="../../desktop/main_window.py" line="364" />
+        <location filename="../../desktop/main_window.py" line="189" />
+        <location filename="../../desktop/main_window.py" line="304" />
+        <location filename="../../desktop/main_window.py" line="369" />
         <source>No model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="241" />
+        <location filename="../../desktop/main_window.py" line="246" />
         <source>Attention</source>
         <translation>注意力</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="298" />
-        <location filename="../../desktop/main_window.py" line="367" />
+        <location filename="../../desktop/main_window.py" line="303" />
+        <location filename="../../desktop/main_window.py" line="372" />
         <source>Cannot use this model: %1</source>
         <translation>无法使用该模型：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="303" />
+        <location filename="../../desktop/main_window.py" line="308" />
         <source>Loading %1…</source>
         <translation>正在加载 %1…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="326" />
+        <location filename="../../desktop/main_window.py" line="331" />
         <source>Model loaded in %1 s</source>
         <translation>模型已加载，用时 %1 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="335" />
+        <location filename="../../desktop/main_window.py" line="340" />
         <source>%1 (base model only)</source>
         <translation>%1（仅基础模型）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="358" />
+        <location filename="../../desktop/main_window.py" line="363" />
         <source>Translating with the tuned model</source>
         <translation>正在使用微调模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="359" />
+        <location filename="../../desktop/main_window.py" line="364" />
         <source>Translating with the base model only</source>
         <translation>正在仅使用基础模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="381" />
+        <location filename="../../desktop/main_window.py" line="386" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="381" />
+        <location filename="../../desktop/main_window.py" line="386" />
         <source>GGUF models (*.gguf);;All files (*)</source>
         <translation>GGUF 模型 (*.gguf);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="401" />
+        <location filename="../../desktop/main_window.py" line="406" />
         <source>Cannot read the glossary: %1</source>
         <translation>无法读取术语表：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="411" />
+        <location filename="../../desktop/main_window.py" line="416" />
         <source>Load term lists</source>
         <translation>加载术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="412" />
+        <location filename="../../desktop/main_window.py" line="417" />
         <source>Term lists (*.tsv *.csv *.xlsx *.jsonl *.txt);;All files (*)</source>
         <translation>术语表 (*.tsv *.csv *.xlsx *.jsonl *.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="507" />
+        <location filename="../../desktop/main_window.py" line="512" />
         <source>Load a model first.</source>
         <translation>请先加载模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="523" />
+        <location filename="../../desktop/main_window.py" line="529" />
         <source>Translating…</source>
         <translation>正在翻译…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="529" />
+        <location filename="../../desktop/main_window.py" line="535" />
         <source>Stopping…</source>
         <translation>正在停止…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="544" />
-        <location filename="../../desktop/main_window.py" line="563" />
+        <location filename="../../desktop/main_window.py" line="564" />
+        <location filename="../../desktop/main_window.py" line="580" />
+        <location filename="../../desktop/main_window.py" line="600" />
         <source>%1 tok/s</source>
         <translation>%1 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="565" />
+        <location filename="../../desktop/main_window.py" line="602" />
         <source>Stopped: the translation is incomplete.</source>
         <translation>已停止：译文不完整。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="567" />
+        <location filename="../../desktop/main_window.py" line="604" />
         <source>Done: %1 tokens in %2 s</source>
         <translation>完成：%1 个词元，用时 %2 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="579" />
+        <location filename="../../desktop/main_window.py" line="617" />
         <source>Translation failed: %1</source>
         <translation>翻译失败：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="609" />
+        <location filename="../../desktop/main_window.py" line="647" />
         <source>Opened %1 (%2)</source>
         <translation>已打开 %1（%2）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="631" />
+        <location filename="../../desktop/main_window.py" line="669" />
         <source>Open text</source>
         <translation>打开文本</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="631" />
+        <location filename="../../desktop/main_window.py" line="669" />
         <source>Text files (*.txt);;All files (*)</source>
         <translation>文本文件 (*.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="636" />
+        <location filename="../../desktop/main_window.py" line="674" />
         <source>Save translation</source>
         <translation>保存译文</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="636" />
+        <location filename="../../desktop/main_window.py" line="674" />
         <source>Text files (*.txt)</source>
         <translation>文本文件 (*.txt)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="641" />
+        <location filename="../../desktop/main_window.py" line="679" />
         <source>Export translation with term report</source>
         <translation>导出译文及术语报告</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="642" />
+        <location filename="../../desktop/main_window.py" line="680" />
         <source>Text report (*.txt);;JSON (*.json)</source>
         <translation>文本报告 (*.txt);;JSON (*.json)</translation>
     </message>
@@ -318,34 +319,49 @@
         <translation>自动（%1）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="29" />
+        <location filename="../../desktop/model_dialog.py" line="32" />
+        <source>automatic (up to %1)</source>
+        <translation>自动（最多 %1）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="34" />
+        <source>Sentences translated at the same time; 1 = one after another</source>
+        <translation>同时翻译的句子数；1 = 逐句翻译</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="35" />
         <source>Weight repacking (faster; turn off if llama.cpp crashes on this CPU)</source>
         <translation>权重重排（更快；若 llama.cpp 在此 CPU 上崩溃请关闭）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="35" />
+        <location filename="../../desktop/model_dialog.py" line="41" />
         <source>Turned off by the environment variable TSX_NO_REPACK</source>
         <translation>已被环境变量 TSX_NO_REPACK 关闭</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="36" />
+        <location filename="../../desktop/model_dialog.py" line="42" />
         <source>Allow source text in debug logs (off keeps patient text out of logs)</source>
         <translation>允许在调试日志中记录原文（关闭时患者文本不会写入日志）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="38" />
+        <location filename="../../desktop/model_dialog.py" line="44" />
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="39" />
+        <location filename="../../desktop/model_dialog.py" line="45" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（词元）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="40" />
+        <location filename="../../desktop/model_dialog.py" line="46" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="47" />
+        <source>Parallel segments</source>
+        <translation>并行翻译句段数</translation>
     </message>
 </context>
 </TS>
