@@ -543,7 +543,7 @@ class TranslationEngine:
             translation = res.text.strip()
             out[res.index] = SegmentResult(
                 index=res.index, start=seg.start, end=seg.end, source=seg.text, translation=translation,
-                prompt_tokens=len(req.tokens), generated_tokens=self.count_tokens(translation),
+                prompt_tokens=len(req.tokens), generated_tokens=len(res.token_ids),
                 max_tokens=req.max_tokens, first_token_s=res.first_token_s, seconds=res.seconds,
                 finish_reason=res.finish_reason)
             on_done(res.index, out[res.index])

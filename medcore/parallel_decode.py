@@ -220,8 +220,8 @@ class ParallelDecoder:
             slots: int | None = None) -> list[SequenceResult]:
         """Decode every request greedily; results in the requests' order.
 
-        ``on_piece(index, text)`` gets each request's output text as it grows (valid UTF-8 only; a
-        character split over tokens comes when complete); ``on_done(result)`` each result as it ends,
+        ``on_piece(index, text)`` gets each request's output text as it grows (a character split over
+        tokens comes when complete; invalid UTF-8 is dropped); ``on_done(result)`` each result as it ends,
         in the order they end. ``cancel`` is checked after every batch: the running sequences end as
         ``"cancelled"`` with what they have, the ones never started are returned with ``started=False``.
         ``slots``: use at most this many of the decoder's sequences (default: all).
@@ -270,7 +270,8 @@ class ParallelDecoder:
                     slot.pos = prefix
                     slot.result = results[index]
                     slot.result.started = True
-                    slot.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                    # bytes that are not UTF-8 are dropped, as llama-cpp-python's own stream drops them
+                    slot.decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
                     slot.t0 = time.perf_counter()
                     if prefix_in_kv and prefix:
                         C.llama_memory_seq_cp(self.mem, self.prefix_seq, slot.seq, -1, -1)
