@@ -364,7 +364,7 @@ class TranslationEngine:
         )
         if options.parallel != 1:
             progress(95, "preparing parallel decoding")
-            self._parallel_decoder()  # now, not on the first translation (a context takes ~0.3 s)
+            self._parallel_decoder(options.parallel or AUTO_PARALLEL)  # now, not on the first translation (~0.3 s)
         progress(100, "ready")
         log.info("loaded %s (%s, ctx %d, CPU variant %s, repacking %s) in %.2f s", path.name, gguf.name, self.info.n_ctx,
                  runtime.variant or "built-in", "on" if llm.tsx_repack else "off", self.info.load_seconds)
@@ -463,16 +463,18 @@ class TranslationEngine:
         return out, warnings
 
     # ------------------------------------------------------------------ parallel decoding
-    def _parallel_decoder(self) -> Any:
-        """The context that decodes segments side by side (made once per load), or None with the reason
-        in ``_parallel_note`` (not enough free memory, llama.cpp refused it)."""
+    def _parallel_decoder(self, slots: int) -> Any:
+        """The context that decodes up to ``slots`` segments side by side (made at load, again only for
+        more slots), or None with the reason in ``_parallel_note`` (too little free memory, llama.cpp refused)."""
         from medcore.parallel_decode import DecodeError, ParallelDecoder
 
-        if self._decoder is not None and not self._decoder.closed:
+        if self._decoder is not None and not self._decoder.closed and self._decoder.n_slots >= slots:
             return self._decoder
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
         llm, info, gguf = self._require(), self.info, self.gguf
         assert info is not None and gguf is not None
-        slots = info.options.parallel or AUTO_PARALLEL
         # A second KV cache, shared by all slots: the context size, or more for many slots; never more
         # than the model was trained for. Plus compute buffers.
         n_ctx = max(self.n_ctx, min(PARALLEL_CELLS_PER_SLOT * slots, gguf.train_ctx or self.n_ctx))
@@ -515,7 +517,7 @@ class TranslationEngine:
         wanted = self.info.options.parallel if parallel is None else parallel
         if wanted == 1 or len(requests) < 2:
             return 1, None
-        decoder = self._parallel_decoder()
+        decoder = self._parallel_decoder(min(wanted or AUTO_PARALLEL, len(requests)))
         if decoder is None:
             return 1, None
         prefix = common_prefix_length([r.tokens for r in requests])
