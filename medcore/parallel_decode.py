@@ -22,6 +22,8 @@ model (the ``Llama``'s own context keeps serving the sequential path untouched):
   decoding never runs out of cells and a long document never holds more than ``n_slots`` sequences.
 - **First token first.** The first prompt is evaluated alone before any other, so its first token
   comes as fast as on the sequential path; the other prompts are evaluated in the following steps.
+  The prefix stays in the cache between runs (as llama-cpp-python keeps the previous prompt for the
+  sequential path): the next document evaluates only what its prefix does not share with it.
 - **Greedy** = argmax of the logits, first index on ties (what llama.cpp's greedy sampler picks).
 - The runtime LoRA stack of the ``Llama`` (:mod:`medcore.lora`) is applied to this context too,
   active or not as it is on the ``Llama`` (:meth:`ParallelDecoder.sync_adapters`).
@@ -155,6 +157,7 @@ class ParallelDecoder:
         self._closed = False
         self._lock = threading.Lock()
         self.adapters_active: bool | None = None
+        self._prefix_cached: list[int] = []   # tokens the prefix sequence holds now (positions 0..)
         self.sync_adapters()
         # Freed before the model even if the owner forgets close(): Llama.close() unwinds its stack.
         llm._stack.callback(self.close)
@@ -184,7 +187,8 @@ class ParallelDecoder:
         scales = (ctypes.c_float * n)(*[a.scale for a in self.llm.tsx_adapters]) if n else None
         if C.llama_set_adapters_lora(self.ctx, arr, n, scales) != 0:
             raise DecodeError("llama.cpp refused the LoRA adapter stack for the parallel context")
-        C.llama_memory_clear(self.mem, True)
+        C.llama_memory_clear(self.mem, True)  # computed with other weights
+        self._prefix_cached = []
         self.adapters_active = active
 
     # ------------------------------------------------------------------ helpers
@@ -242,12 +246,18 @@ class ParallelDecoder:
             if prefix + slot_need(r, prefix) > self.n_ctx:
                 raise DecodeError(f"segment {i + 1} needs {len(r.tokens)} prompt tokens plus {r.max_tokens} for "
                                   f"its output, more than this context's {self.n_ctx} tokens")
-        C.llama_memory_clear(self.mem, True)
+        # Keep the part of the last run's prefix this one shares; every slot starts empty.
+        for seq in range(self.n_slots):
+            C.llama_memory_seq_rm(self.mem, seq, -1, -1)
+        keep = common_prefix_length([self._prefix_cached + [-1], prefix_tokens + [-2]])
+        C.llama_memory_seq_rm(self.mem, self.prefix_seq, keep, -1)
+        self._prefix_cached = self._prefix_cached[:keep]
         slots = [_Slot(seq=s) for s in range(max(1, min(slots or self.n_slots, self.n_slots)))]
         pending = deque(range(len(requests)))
         reserved = prefix
         prefix_in_kv = False
         done = 0
+        failed = True
         try:
             while done < len(requests):
                 if cancel is not None and cancel.is_set():
@@ -278,8 +288,10 @@ class ParallelDecoder:
                 n = 0
                 if not prefix_in_kv:
                     owner = next(s for s in slots if s.index >= 0)
-                    for p, tok in enumerate(prefix_tokens):
-                        self._add(n, tok, p, (self.prefix_seq, owner.seq), False)
+                    if keep:
+                        C.llama_memory_seq_cp(self.mem, self.prefix_seq, owner.seq, -1, -1)
+                    for p in range(keep, prefix):
+                        self._add(n, prefix_tokens[p], p, (self.prefix_seq, owner.seq), False)
                         n += 1
                 # One token for every running sequence first (they must not wait), then prompt tokens.
                 for slot in slots:
@@ -309,7 +321,8 @@ class ParallelDecoder:
                     raise DecodeError(
                         "llama.cpp found no room in the KV cache for the batch" if rc == 1
                         else f"llama.cpp could not decode the batch (llama_decode returned {rc})")
-                prefix_in_kv = True
+                if not prefix_in_kv:
+                    prefix_in_kv, self._prefix_cached = True, prefix_tokens
                 now = time.perf_counter()
                 for slot in slots:
                     if slot.logits_row < 0:
@@ -336,14 +349,18 @@ class ParallelDecoder:
                         reserved -= slot.reserved
                         slot.index, slot.reserved, slot.result = -1, 0, None
                         done += 1
+            failed = False
         finally:
-            # Cancelled or failed: end the running ones with what they have; free every cell.
+            # Cancelled or failed: end the running ones with what they have; free their cells (all of
+            # them after a failure: the cache may hold a half-done batch).
             now = time.perf_counter()
             for slot in slots:
                 if slot.index >= 0 and slot.result is not None:
                     self._finish(slot, "cancelled", now, on_piece, on_done)
                     slot.index, slot.result = -1, None
-            C.llama_memory_clear(self.mem, True)
+            if failed:
+                C.llama_memory_clear(self.mem, True)
+                self._prefix_cached = []
         return results
 
     def _finish(self, slot: _Slot, reason: str, now: float, on_piece: Callable[[int, str], None] | None,
