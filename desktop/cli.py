@@ -42,12 +42,25 @@ def _add_translate(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU build (default 0)")
     p.add_argument("--max-tokens", type=int, default=None, help="cap on generated tokens per sentence")
+    p.add_argument("--parallel", type=_parallel, default=0, metavar="N",
+                   help="segments translated side by side in one llama.cpp context: 1 = one after another, "
+                        "0 = automatic (default: up to 8, as the context size and free memory allow)")
     p.add_argument("--no-repack", action="store_true",
                    help="load the model without llama.cpp's weight repacking (also: TSX_NO_REPACK=1)")
     p.add_argument("--log-source-text", action="store_true",
                    help="allow the source text in debug logs (off by default: patient text stays out of logs)")
     p.add_argument("-v", "--verbose", action="store_true", help="progress and timing on stderr")
     p.set_defaults(func=cmd_translate)
+
+
+def _parallel(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of segments from 1 to 64, or 0 for automatic; got {value!r}")
+    return n
 
 
 def _read_text(args) -> str:
@@ -92,7 +105,7 @@ def cmd_translate(args) -> int:
         glossary = load_glossary(args.glossary, use_default=not args.no_default_glossary)
         engine = TranslationEngine(log_source_text=args.log_source_text)
         options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
-                              repack=not args.no_repack)
+                              repack=not args.no_repack, parallel=args.parallel)
         info = engine.load(args.model or default_model(), options, base_only=args.base_only, adapters=args.lora)
         engine.set_term_glossary(None if args.no_term_block else glossary)
         stream = args.output is None and not args.json
@@ -120,7 +133,8 @@ def cmd_translate(args) -> int:
               + (f" ({len(active)} runtime adapter(s) on {info.path.name})" if active else "")
               + (" (base model only)" if result.model.get("base_only") else ""), file=sys.stderr)
         print(f"{result.generated_tokens} tokens in {result.seconds:.2f} s, {result.tokens_per_second:.1f} tok/s, "
-              f"first token {result.first_token_s or 0:.2f} s", file=sys.stderr)
+              f"first token {result.first_token_s or 0:.2f} s, {result.parallel} segment(s) side by side",
+              file=sys.stderr)
     if args.json:
         if args.output:
             export(args.output, payload)

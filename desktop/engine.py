@@ -14,6 +14,9 @@ What it guarantees:
   training teaches the tuned model to honour); without one the prompt is the plain contract;
 - a cancel flag (``threading.Event``) is checked after every generated token;
 - the source text reaches the log only at DEBUG level and only with ``log_source_text=True``;
+- several segments are translated side by side in one llama.cpp context (``LoadOptions.parallel``,
+  :mod:`medcore.parallel_decode`): same prompts, same budgets, greedy, output in the input's order;
+  ``parallel=1`` is the sequential path (one ``create_chat_completion`` per segment);
 - a tuned model (``medcore.modelspec``: a bundled base plus GGUF LoRA adapters) is loaded as the
   base GGUF with the adapter stack applied by llama.cpp at run time (``medcore.lora``); adapters
   trained on another base are refused, and :meth:`TranslationEngine.set_adapters_active` switches
@@ -67,6 +70,9 @@ class LoadOptions:
     # llama.cpp's weight repacking (CPU_REPACK buffers, faster kernels). Off = plain weights, the way
     # out when a CPU-specific path misbehaves; $TSX_NO_REPACK=1 turns it off whatever this says.
     repack: bool = True
+    # Segments translated side by side (medcore.parallel_decode): 0 = automatic (up to
+    # AUTO_PARALLEL, as many as the context size and free memory allow), 1 = one after the other.
+    parallel: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +114,7 @@ class SegmentResult:
     first_token_s: float | None
     seconds: float
     finish_reason: str  # "stop" | "length" | "cancelled"
+    separator: str = ""  # what follows this segment's translation in the output (line breaks, a space)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +130,8 @@ class TranslationResult:
     cancelled: bool = False
     seconds: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)  # the weights that translated (runtime_provenance)
+    parallel: int = 1  # sequences decoded side by side (1: the sequential path)
+    total_segments: int = 0  # segments planned (``segments`` lacks those a Stop never started)
 
     @property
     def generated_tokens(self) -> int:
@@ -134,7 +143,14 @@ class TranslationResult:
 
     @property
     def tokens_per_second(self) -> float:
-        """Decode speed: tokens after the first one over the time after the first one."""
+        """Decode speed: tokens after the first one over the time after the first one.
+
+        Side by side (``parallel > 1``) segments overlap in time: then it is the document's output
+        tokens over its wall time after the first token.
+        """
+        if self.parallel > 1:
+            tail = self.seconds - (self.first_token_s or 0.0)
+            return max(0, self.generated_tokens - 1) / tail if tail > 0 else 0.0
         decode_s = sum(s.seconds - (s.first_token_s or 0.0) for s in self.segments)
         tokens = sum(max(0, s.generated_tokens - 1) for s in self.segments)
         return tokens / decode_s if decode_s > 0 else 0.0
@@ -146,6 +162,7 @@ class TranslationResult:
             "seconds": round(self.seconds, 3),
             "first_token_s": None if self.first_token_s is None else round(self.first_token_s, 3),
             "tokens_per_second": round(self.tokens_per_second, 2),
+            "parallel": self.parallel,
         }
 
 
@@ -207,6 +224,42 @@ def default_threads() -> int:
 
 ProgressFn = Callable[[int, str], None]
 
+# Automatic parallelism: sequences decoded side by side at most (benchmarks/bench_parallel.py).
+AUTO_PARALLEL = 8
+# KV cells the parallel context gets per sequence at least (a sentence's prompt is ~60-90 tokens and
+# its budget 2 x source + 48): with the default context of 2048, 8 sequences get 4096 cells.
+PARALLEL_CELLS_PER_SLOT = 512
+# Compute buffers of the parallel context on top of its KV cache (measured: ~60 MB on the 1.5B).
+_PARALLEL_OVERHEAD_BYTES = 100 * 1024**2
+
+
+@dataclass
+class TranslationPlan:
+    """What :meth:`TranslationEngine.translate` is about to do (``on_plan``): the segments, the
+    separator after each one's translation, and how many run side by side."""
+
+    segments: list[Segment]
+    separators: list[str]
+    parallel: int
+
+
+class _Stripped:
+    """One segment's output as it streams, without leading and (until more text comes) trailing whitespace."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.pending_ws = ""
+        self.text = ""
+
+    def feed(self, piece: str) -> str:
+        if not self.started:
+            piece = piece.lstrip()
+            self.started = bool(piece)
+        body = (self.pending_ws + piece).rstrip()
+        self.pending_ws = (self.pending_ws + piece)[len(body):]
+        self.text += body
+        return body
+
 
 class TranslationEngine:
     """Owns one ``llama_cpp.Llama`` and translates text with it."""
@@ -220,6 +273,8 @@ class TranslationEngine:
         self.n_ctx = 0
         # Glossary whose matching terms go into the prompt's term block (None: plain prompts).
         self.term_glossary: Glossary | None = None
+        self._decoder: Any = None          # medcore.parallel_decode.ParallelDecoder, made at load
+        self._parallel_note: str | None = None  # why segments cannot run side by side, if they cannot
 
     # ------------------------------------------------------------------ loading
     @property
@@ -227,6 +282,9 @@ class TranslationEngine:
         return self.llm is not None
 
     def unload(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()  # its context goes before the model
+        self._decoder, self._parallel_note = None, None
         if self.llm is not None:
             # older llama-cpp-python has no close(); dropping the object is enough there
             with contextlib.suppress(Exception):
@@ -311,6 +369,9 @@ class TranslationEngine:
             source=resolved.source.resolve(), spec=resolved.spec.name if resolved.spec else None,
             adapters=[a.provenance() for a in stack], adapters_active=bool(stack), base_sha256=llm.tsx_base_sha256,
         )
+        if options.parallel != 1:
+            progress(95, "preparing parallel decoding")
+            self._parallel_decoder(options.parallel or AUTO_PARALLEL)  # now, not on the first translation (~0.3 s)
         progress(100, "ready")
         log.info("loaded %s (%s, ctx %d, CPU variant %s, repacking %s) in %.2f s", path.name, gguf.name, self.info.n_ctx,
                  runtime.variant or "built-in", "on" if llm.tsx_repack else "off", self.info.load_seconds)
@@ -419,6 +480,163 @@ class TranslationEngine:
             out.extend(pieces)
         return out, warnings
 
+    # ------------------------------------------------------------------ parallel decoding
+    def _parallel_decoder(self, slots: int) -> Any:
+        """The context that decodes up to ``slots`` segments side by side (made at load, again only for
+        more slots), or None with the reason in ``_parallel_note`` (too little free memory, llama.cpp refused)."""
+        from medcore.parallel_decode import DecodeError, ParallelDecoder
+
+        if self._decoder is not None and not self._decoder.closed and self._decoder.n_slots >= slots:
+            return self._decoder
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
+        llm, info, gguf = self._require(), self.info, self.gguf
+        assert info is not None and gguf is not None
+        # A second KV cache, shared by all slots: the context size, or more for many slots; never more
+        # than the model was trained for. Plus compute buffers.
+        n_ctx = max(self.n_ctx, min(PARALLEL_CELLS_PER_SLOT * slots, gguf.train_ctx or self.n_ctx))
+        need = gguf.kv_cache_bytes(n_ctx) + _PARALLEL_OVERHEAD_BYTES
+        available = available_memory()
+        if available is not None and need > available:
+            self._parallel_note = (f"segments are translated one after another: parallel decoding needs about "
+                                   f"{need / 1024**2:.0f} MB more memory and {available / 1024**2:.0f} MB are free")
+            log.warning("%s", self._parallel_note)
+            return None
+        try:
+            self._decoder = ParallelDecoder(llm, slots, n_ctx, n_batch=info.options.n_batch,
+                                            n_threads=info.options.n_threads or default_threads())
+        except DecodeError as exc:
+            self._parallel_note = f"segments are translated one after another: {exc}"
+            log.warning("%s", self._parallel_note)
+            return None
+        self._parallel_note = None
+        log.info("parallel decoding ready: up to %d sequences in %d tokens of context", slots, self._decoder.n_ctx)
+        return self._decoder
+
+    def _requests(self, segments: list[Segment], directions: list[str],
+                  max_new_tokens: int | None) -> list[Any]:
+        """Prompt ids and output budget of each segment, exactly as the sequential path would use them."""
+        from medcore.parallel_decode import Request
+
+        out = []
+        for seg, direction in zip(segments, directions, strict=True):
+            budget = self.output_budget(self.count_tokens(seg.text))
+            if max_new_tokens:
+                budget = min(budget, max_new_tokens)
+            out.append(Request(tuple(self.prompt_token_ids(seg.text, direction)), budget))
+        return out
+
+    def _slots_for(self, requests: list[Any], parallel: int | None) -> tuple[int, Any]:
+        """(sequences side by side, decoder) for these requests: 1 and None for the sequential path."""
+        from medcore.parallel_decode import choose_slots, common_prefix_length, slot_need
+
+        assert self.info is not None
+        wanted = self.info.options.parallel if parallel is None else parallel
+        if wanted == 1 or len(requests) < 2:
+            return 1, None
+        decoder = self._parallel_decoder(min(wanted or AUTO_PARALLEL, len(requests)))
+        if decoder is None:
+            return 1, None
+        prefix = common_prefix_length([r.tokens for r in requests])
+        n = choose_slots(min(wanted or AUTO_PARALLEL, decoder.n_slots), [slot_need(r, prefix) for r in requests],
+                         prefix, decoder.n_ctx)
+        return (n, decoder) if n > 1 else (1, None)
+
+    def _decode_parallel(self, decoder: Any, slots: int, segments: list[Segment], requests: list[Any],
+                         cancel: threading.Event | None,
+                         on_piece: Callable[[int, str], None],
+                         on_done: Callable[[int, SegmentResult], None]) -> list[SegmentResult | None]:
+        """Run ``requests`` side by side; SegmentResults by segment (None for one a Stop never started)."""
+        from medcore.parallel_decode import DecodeError
+
+        streams = [_Stripped() for _ in segments]
+        out: list[SegmentResult | None] = [None] * len(segments)
+
+        def piece(index: int, text: str) -> None:
+            body = streams[index].feed(text)
+            if body:
+                on_piece(index, body)
+
+        def done(res: Any) -> None:
+            seg, req = segments[res.index], requests[res.index]
+            translation = res.text.strip()
+            out[res.index] = SegmentResult(
+                index=res.index, start=seg.start, end=seg.end, source=seg.text, translation=translation,
+                prompt_tokens=len(req.tokens), generated_tokens=len(res.token_ids),
+                max_tokens=req.max_tokens, first_token_s=res.first_token_s, seconds=res.seconds,
+                finish_reason=res.finish_reason)
+            on_done(res.index, out[res.index])
+
+        try:
+            decoder.run(requests, cancel=cancel, on_piece=piece, on_done=done, slots=slots)
+        except DecodeError as exc:
+            raise EngineError(f"parallel translation failed: {exc}. Set parallel segments to 1 to translate "
+                              "one after another.") from None
+        return out
+
+    def _translate_parallel(self, result: TranslationResult, segments: list[Segment], requests: list[Any],
+                            decoder: Any, slots: int, tgt_lang: str, cancel: threading.Event | None,
+                            emit: Callable[[str], None], on_segment: Callable[[SegmentResult, int], None] | None,
+                            on_progress: Callable[[int, int], None] | None,
+                            on_segment_piece: Callable[[int, str], None] | None) -> None:
+        """Segments side by side; ``emit`` still gets the output in order: the earliest unfinished segment
+        streams live, later ones are held back until every segment before them is out."""
+        total = len(segments)
+        held: list[list[str]] = [[] for _ in segments]
+        finished: list[SegmentResult | None] = [None] * total
+        frontier = 0   # every segment before it has been emitted in full, with its separator
+        n_done = 0
+
+        def sep(index: int) -> str:
+            return separator_after(segments[index], tgt_lang, last=index + 1 == total)
+
+        def advance() -> None:
+            nonlocal frontier
+            while frontier < total and finished[frontier] is not None:
+                if finished[frontier].finish_reason == "cancelled":
+                    return
+                emit(sep(frontier))
+                frontier += 1
+                if frontier < total:
+                    for text in held[frontier]:
+                        emit(text)
+                    held[frontier].clear()
+
+        def on_piece(index: int, text: str) -> None:
+            if on_segment_piece:
+                on_segment_piece(index, text)
+            if index == frontier:
+                emit(text)
+            else:
+                held[index].append(text)
+
+        def on_done(index: int, seg: SegmentResult) -> None:
+            nonlocal n_done
+            seg.separator = sep(index) if seg.finish_reason != "cancelled" else ""
+            finished[index] = seg
+            n_done += 1
+            if on_segment:
+                on_segment(seg, total)
+            if on_progress:
+                on_progress(n_done, total)
+            advance()
+
+        outcome = self._decode_parallel(decoder, slots, segments, requests, cancel, on_piece, on_done)
+        # After a Stop: what the later started segments have, in order (segments start in order, so the
+        # started ones are a prefix of the document; a stopped one keeps its place and its separator).
+        for index in range(frontier + 1, total):
+            if outcome[index] is None:
+                break
+            before = outcome[index - 1]
+            assert before is not None
+            before.separator = sep(index - 1)
+            emit(before.separator)
+            for text in held[index]:
+                emit(text)
+        result.segments = [s for s in outcome if s is not None]
+        result.cancelled = any(s.finish_reason == "cancelled" for s in result.segments) or len(result.segments) < total
+
     # ------------------------------------------------------------------ generation
     def stream(self, source: str, direction: str, max_tokens: int,
                cancel: threading.Event | None = None) -> Iterator[tuple[str, str | None]]:
@@ -446,10 +664,16 @@ class TranslationEngine:
                   on_token: Callable[[str], None] | None = None,
                   on_segment: Callable[[SegmentResult, int], None] | None = None,
                   on_progress: Callable[[int, int], None] | None = None,
-                  max_new_tokens: int | None = None) -> TranslationResult:
+                  max_new_tokens: int | None = None, parallel: int | None = None,
+                  on_plan: Callable[[TranslationPlan], None] | None = None,
+                  on_segment_piece: Callable[[int, str], None] | None = None) -> TranslationResult:
         """Translate ``text`` sentence by sentence. ``on_token`` receives exactly the output's text.
 
-        The concatenation of every ``on_token`` piece equals ``result.translation``.
+        The concatenation of every ``on_token`` piece equals ``result.translation``, in order, also
+        when segments run side by side (``parallel``: None = the loaded options' setting, 0 = automatic,
+        1 = one after another). ``on_plan`` gets the plan before the first token; ``on_segment_piece``
+        gets ``(segment index, text)`` as each segment's output grows, in the order it is produced (side
+        by side: interleaved); ``on_segment`` each finished segment (side by side: as they finish).
         """
         self._require()
         if direction == "auto":
@@ -470,8 +694,29 @@ class TranslationEngine:
                 if on_token:
                     on_token(piece)
 
+        slots, decoder = 1, None
+        if len(segments) > 1:
+            requests = self._requests(segments, [direction] * len(segments), max_new_tokens)
+            slots, decoder = self._slots_for(requests, parallel)
+            if self._parallel_note and (parallel if parallel is not None else self.info.options.parallel) != 1:
+                warnings.append(self._parallel_note)
+        result.parallel, result.total_segments = slots, len(segments)
+        if on_plan:
+            on_plan(TranslationPlan(list(segments), [separator_after(seg, tgt_lang, last=i + 1 == len(segments))
+                                                     for i, seg in enumerate(segments)], slots))
         if on_progress:
             on_progress(0, len(segments))
+        if decoder is not None:
+            log.info("%d segments, %d side by side", len(segments), slots)
+            self._translate_parallel(result, segments, requests, decoder, slots, tgt_lang, cancel, emit, on_segment,
+                                     on_progress, on_segment_piece)
+            for seg_result in result.segments:
+                if seg_result.finish_reason == "length":
+                    warnings.append(f"segment {seg_result.index + 1} reached its output limit of "
+                                    f"{seg_result.max_tokens} tokens; its translation may be incomplete")
+                if self.log_source_text:
+                    log.debug("segment %d: %r -> %r", seg_result.index, seg_result.source, seg_result.translation)
+            segments = []  # done: skip the sequential loop
         for index, seg in enumerate(segments):
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
@@ -497,6 +742,8 @@ class TranslationEngine:
                 body = (pending_ws + piece).rstrip()
                 pending_ws = (pending_ws + piece)[len(body):]
                 emit(body)
+                if on_segment_piece and body:
+                    on_segment_piece(index, body)
             translation = "".join(raw).strip()
             seg_result = SegmentResult(
                 index=index, start=seg.start, end=seg.end, source=seg.text, translation=translation,
@@ -512,7 +759,8 @@ class TranslationEngine:
             if finish == "cancelled":
                 result.cancelled = True
             else:
-                emit(separator_after(seg, tgt_lang, last=index + 1 == len(segments)))
+                seg_result.separator = separator_after(seg, tgt_lang, last=index + 1 == len(segments))
+                emit(seg_result.separator)
             if on_segment:
                 on_segment(seg_result, len(segments))
             if on_progress:
@@ -524,6 +772,85 @@ class TranslationEngine:
         log.info("done: %d segment(s), %d tokens, %.1f tok/s%s", len(result.segments), result.generated_tokens,
                  result.tokens_per_second, " (cancelled)" if result.cancelled else "")
         return result
+
+
+    def translate_many(self, items: list[tuple[str, str]], max_new_tokens: int | None = None,
+                       parallel: int | None = None, cancel: threading.Event | None = None,
+                       on_item: Callable[[int, TranslationResult | EngineError], None] | None = None,
+                       ) -> list[TranslationResult | EngineError]:
+        """Translate independent texts (``(source, direction)``, e.g. a test set) with every segment of
+        every text side by side; one result per text, in order, or the :class:`EngineError` that text
+        raised (a context too small for it). Each text is planned, prompted and budgeted exactly as
+        :meth:`translate` does. ``on_item(index, result)`` fires as each text is complete.
+        """
+        self._require()
+        plans: list[tuple[str, list[Segment], list[str]] | EngineError] = []
+        for source, direction in items:
+            direction = auto_direction(source) if direction == "auto" else direction
+            split_direction(direction)
+            try:
+                segments, warnings = self.plan(source, direction, max_new_tokens)
+            except EngineError as exc:
+                plans.append(exc)
+                continue
+            plans.append((direction, segments, warnings))
+        flat = [(i, k, seg, plan[0]) for i, plan in enumerate(plans) if not isinstance(plan, EngineError)
+                for k, seg in enumerate(plan[1])]
+        requests = self._requests([f[2] for f in flat], [f[3] for f in flat], max_new_tokens) if len(flat) > 1 else []
+        slots, decoder = self._slots_for(requests, parallel) if requests else (1, None)
+        out: list[TranslationResult | EngineError | None] = [None] * len(items)
+        if decoder is None:  # the sequential path, text by text
+            for i, (source, _) in enumerate(items):
+                if cancel is not None and cancel.is_set():
+                    break
+                plan = plans[i]
+                try:
+                    if isinstance(plan, EngineError):
+                        raise plan
+                    out[i] = self.translate(source, plan[0], cancel=cancel, max_new_tokens=max_new_tokens, parallel=1)
+                except EngineError as exc:
+                    out[i] = exc
+                if on_item:
+                    on_item(i, out[i])
+            return [r if r is not None else EngineError("stopped before this text was translated") for r in out]
+        remaining = {i: len(p[1]) for i, p in enumerate(plans) if not isinstance(p, EngineError)}
+        by_item: dict[int, list[SegmentResult]] = {i: [] for i in remaining}
+
+        def finish_item(i: int) -> TranslationResult:
+            direction, segments, warnings = plans[i]  # type: ignore[misc]
+            _, tgt_lang = split_direction(direction)
+            segs = sorted(by_item[i], key=lambda s: s.index)
+            parts = []
+            for s in segs:
+                s.separator = separator_after(segments[s.index], tgt_lang, last=s.index + 1 == len(segments))
+                parts += [s.translation, s.separator]
+            warnings = list(warnings) + [f"segment {s.index + 1} reached its output limit of {s.max_tokens} tokens; "
+                                         "its translation may be incomplete" for s in segs if s.finish_reason == "length"]
+            return TranslationResult(
+                source=items[i][0], translation="".join(parts) if len(segs) == len(segments) else "".join(parts).rstrip(),
+                direction=direction, segments=segs, warnings=warnings,
+                cancelled=len(segs) < len(segments) or any(s.finish_reason == "cancelled" for s in segs),
+                seconds=sum(s.seconds for s in segs), model=self.runtime_provenance(), parallel=slots,
+                total_segments=len(segments))
+
+        def on_done(flat_index: int, seg: SegmentResult) -> None:
+            i, k = flat[flat_index][0], flat[flat_index][1]
+            seg.index = k
+            by_item[i].append(seg)
+            remaining[i] -= 1
+            if remaining[i] == 0:
+                out[i] = finish_item(i)
+                if on_item:
+                    on_item(i, out[i])
+
+        log.info("translating %d text(s), %d segment(s), %d side by side", len(items), len(flat), slots)
+        self._decode_parallel(decoder, slots, [f[2] for f in flat], requests, cancel, lambda i, t: None, on_done)
+        for i, plan in enumerate(plans):
+            if isinstance(plan, EngineError):
+                out[i] = plan
+            elif out[i] is None:  # stopped: what it has
+                out[i] = finish_item(i)
+        return out  # type: ignore[return-value]
 
 
 def describe_exception(exc: BaseException) -> str:

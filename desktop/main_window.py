@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.document_view import DocumentView
 from desktop.documents import (
     DocumentError,
     export,
@@ -119,6 +120,8 @@ class MainWindow(QMainWindow):
         self._t_first: float | None = None
         self._pieces = 0
         self._busy = False
+        # Segments side by side: each one's text in its place as it comes (None: the pane streams in order).
+        self._view: DocumentView | None = None
         self.setWindowTitle("TSX-MedTrans")
         self.resize(1200, 720)
         self._build_ui()
@@ -237,6 +240,8 @@ class MainWindow(QMainWindow):
         w.loaded.connect(self._on_loaded)
         w.loadFailed.connect(self._on_load_failed)
         w.token.connect(self._on_token)
+        w.planned.connect(self._on_planned)
+        w.segmentPiece.connect(self._on_segment_piece)
         w.progress.connect(self._on_progress)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
@@ -664,6 +669,7 @@ class MainWindow(QMainWindow):
         self.result, self.result_source = None, ""
         self.accepted_terms.clear()
         self.target.clear()
+        self._view = None
         self._busy = True
         self._pieces, self._t_first, self._t_start = 0, None, time.perf_counter()
         self.progress.setRange(0, 100)
@@ -680,9 +686,39 @@ class MainWindow(QMainWindow):
             self.controller.stop()
             self.statusBar().showMessage(self.tr("Stopping…"))
 
+    @Slot(int, object)
+    def _on_planned(self, request_id: int, plan) -> None:
+        if request_id != self.request_id:
+            return
+        if plan.parallel > 1:  # segments finish out of order: show each in its place, "…" until it starts
+            self._view = DocumentView(plan.separators)
+            self.target.setPlainText(self._view.text())
+
+    @Slot(int, int, str)
+    def _on_segment_piece(self, request_id: int, index: int, piece: str) -> None:
+        if request_id != self.request_id or self._view is None:
+            return
+        before = self._view.text()
+        offset, remove, text = self._view.add(index, piece)
+        start = py_to_qt(before, offset)
+        cursor = QTextCursor(self.target.document())
+        cursor.setPosition(start)
+        cursor.setPosition(py_to_qt(before, offset + remove), QTextCursor.MoveMode.KeepAnchor)
+        cursor.insertText(text)
+        self._count_piece()
+
+    def _count_piece(self) -> None:
+        now = time.perf_counter()
+        if self._t_first is None:
+            self._t_first = now
+        self._pieces += 1
+        if self._pieces > 1 and now > self._t_first:
+            self.speed_label.setText(self.tr("%1 tok/s").replace("%1", f"{(self._pieces - 1) / (now - self._t_first):.1f}"))
+        self.act_copy.setEnabled(True)
+
     @Slot(int, str)
     def _on_token(self, request_id: int, piece: str) -> None:
-        if request_id != self.request_id:
+        if request_id != self.request_id or self._view is not None:  # side by side: _on_segment_piece shows it
             return
         now = time.perf_counter()
         if self._t_first is None:
@@ -709,6 +745,7 @@ class MainWindow(QMainWindow):
         if request_id != self.request_id:
             return
         self._busy = False
+        self._view = None
         self.result, self.result_source = result, result.source
         if self.target.toPlainText() != result.translation:  # belt and braces: show exactly the result
             self.target.setPlainText(result.translation)
@@ -728,6 +765,7 @@ class MainWindow(QMainWindow):
         if request_id != self.request_id:
             return
         self._busy = False
+        self._view = None
         self.show_error(self.tr("Translation failed: %1").replace("%1", message))
         self._update_buttons()
 

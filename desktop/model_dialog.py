@@ -1,11 +1,11 @@
-"""Per-model settings dialog: threads, context size, GPU layers (stored per model in QSettings), and the
-app-wide switches: weight repacking and source text in logs."""
+"""Per-model settings dialog: threads, context size, GPU layers, parallel segments (stored per model in
+QSettings), and the app-wide switches: weight repacking and source text in logs."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from desktop.engine import LoadOptions, default_threads
+from desktop.engine import AUTO_PARALLEL, LoadOptions, default_threads
 from medcore.llamacpp_runtime import repack_disabled_by_env
 
 
@@ -26,6 +26,12 @@ class ModelSettingsDialog(QDialog):
         self.gpu = QSpinBox(self)
         self.gpu.setRange(0, 999)
         self.gpu.setValue(options.n_gpu_layers)
+        # Segments of a document decoded side by side in one llama.cpp context (faster documents).
+        self.parallel = QSpinBox(self)
+        self.parallel.setRange(0, 64)
+        self.parallel.setSpecialValueText(self.tr("automatic (up to %1)").replace("%1", str(AUTO_PARALLEL)))
+        self.parallel.setValue(options.parallel)
+        self.parallel.setToolTip(self.tr("Sentences translated at the same time; 1 = one after another"))
         self.repack = QCheckBox(self.tr("Weight repacking (faster; turn off if llama.cpp crashes on this CPU)"), self)
         self._repack_saved = options.repack  # kept as it was when the env var greys the box out
         self.repack.setChecked(options.repack)
@@ -38,6 +44,7 @@ class ModelSettingsDialog(QDialog):
         form.addRow(self.tr("CPU threads"), self.threads)
         form.addRow(self.tr("Context size (tokens)"), self.ctx)
         form.addRow(self.tr("GPU layers"), self.gpu)
+        form.addRow(self.tr("Parallel segments"), self.parallel)
         form.addRow(self.repack)
         form.addRow(self.log_text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
@@ -47,4 +54,5 @@ class ModelSettingsDialog(QDialog):
 
     def options(self) -> LoadOptions:
         return LoadOptions(n_ctx=self.ctx.value(), n_threads=self.threads.value() or None, n_gpu_layers=self.gpu.value(),
+                           parallel=self.parallel.value(),
                            repack=self._repack_saved if repack_disabled_by_env() else self.repack.isChecked())

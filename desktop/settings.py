@@ -1,7 +1,8 @@
 """Persistent settings (QSettings): the current model, per-model load options, glossaries, privacy.
 
 Per-model options are stored under a key derived from the model's absolute path, so the 0.5B,
-the 1.5B and a trained export each keep their own threads / context size / GPU layers. Weight
+the 1.5B and a trained export each keep their own threads / context size / GPU layers / parallel
+segments. Weight
 repacking (``llama/repack``) is one setting for every model: when a CPU-specific path of llama.cpp
 misbehaves it does so for all of them (``$TSX_NO_REPACK=1`` overrides it, see
 ``medcore.llamacpp_runtime``).
@@ -92,6 +93,7 @@ class AppSettings:
             n_threads=threads or None,
             n_gpu_layers=_int(self.q.value(f"{key}/n_gpu_layers"), default.n_gpu_layers),
             repack=self.repack(),
+            parallel=max(0, _int(self.q.value(f"{key}/parallel"), default.parallel)),
         )
 
     def set_load_options(self, path: str | Path, options: LoadOptions) -> None:
@@ -100,6 +102,7 @@ class AppSettings:
         self.q.setValue(f"{key}/n_ctx", int(options.n_ctx))
         self.q.setValue(f"{key}/n_threads", int(options.n_threads or 0))
         self.q.setValue(f"{key}/n_gpu_layers", int(options.n_gpu_layers))
+        self.q.setValue(f"{key}/parallel", int(options.parallel))
         self.set_repack(options.repack)
 
     # -- llama.cpp

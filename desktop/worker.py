@@ -30,6 +30,8 @@ class EngineWorker(QObject):
     progress = Signal(int, int, int)  # request id, segments done, segments total
     token = Signal(int, str)  # request id, text piece
     segmentDone = Signal(int, object)  # request id, SegmentResult
+    planned = Signal(int, object)  # request id, TranslationPlan (segments, separators, sequences side by side)
+    segmentPiece = Signal(int, int, str)  # request id, segment index, text piece (segments side by side interleave)
     finished = Signal(int, object)  # request id, TranslationResult
     failed = Signal(int, str)  # request id, message
     adaptersChanged = Signal(bool)  # the tuned model's adapters are now active (True) or off (False)
@@ -75,6 +77,8 @@ class EngineWorker(QObject):
                 on_token=lambda piece: self.token.emit(request_id, piece),
                 on_segment=lambda seg, total: self.segmentDone.emit(request_id, seg),
                 on_progress=lambda done, total: self.progress.emit(request_id, done, total),
+                on_plan=lambda plan: self.planned.emit(request_id, plan),
+                on_segment_piece=lambda index, piece: self.segmentPiece.emit(request_id, index, piece),
             )
         except Exception as exc:
             log.warning("translation failed: %s", describe_exception(exc))

@@ -57,7 +57,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--term-block", action="store_true",
                    help="put the glossary's terms found in each source into the prompt as required translations "
                         "(the prompt contract's term block, as the app does with a glossary loaded); sentences only")
-    p.add_argument("--batch-size", type=int, default=8, help="transformers batch size (llama.cpp: one at a time)")
+    p.add_argument("--batch-size", type=int, default=8, help="transformers batch size (llama.cpp: see --parallel)")
+    p.add_argument("--parallel", type=int, default=0, metavar="N",
+                   help="llama.cpp: segments decoded side by side, as the app does (0 = automatic, 1 = one at a time)")
     p.add_argument("--n-ctx", type=int, default=4096, help="llama.cpp context size")
     p.add_argument("--max-new-tokens", type=int, default=1024,
                    help="upper bound on tokens per output (each output's budget is 2 x source tokens + 16, "
@@ -185,15 +187,16 @@ def _print_summary(metrics: dict, name: str) -> None:
 
 
 def _set_threads(args: argparse.Namespace) -> dict:
-    """--threads: torch's intra-op threads now, llama.cpp's n_threads through the translator."""
+    """--threads: torch's intra-op threads now, llama.cpp's n_threads (and --parallel) through the translator."""
+    extra = {"parallel": args.parallel} if args.backend == "llamacpp" and args.parallel else {}
     if not args.threads:
-        return {}
+        return extra
     if args.backend == "transformers":
         import torch
 
         torch.set_num_threads(args.threads)
         return {}
-    return {"n_threads": args.threads}
+    return {"n_threads": args.threads, **extra}
 
 
 def _term_block_kwargs(args: argparse.Namespace, glossary) -> dict:

@@ -4,7 +4,8 @@
   :mod:`trainer.modeling`), optionally with the stage adapters applied; prompts rendered with
   :func:`medcore.prompt.render_prompt_ids`; greedy ``generate`` in left-padded batches.
 - :class:`LlamaCppTranslator`: a GGUF file (or a tuned model: base GGUF + runtime LoRA adapters)
-  through the desktop app's own engine (``desktop.engine.TranslationEngine``), one segment at a time.
+  through the desktop app's own engine (``desktop.engine.TranslationEngine``), every segment of the
+  test set side by side in one llama.cpp context as the app translates a document's (``parallel``).
 
 Both decode greedily, stop at the chat template's end of turn, and cap the output length from the
 source length (:func:`output_budget`) without ever exceeding the model's context.
@@ -212,7 +213,7 @@ class LlamaCppTranslator(Translator):
 
     def __init__(self, gguf: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
                  max_new_cap: int = BUDGET_MAX, verbose: bool = False,
-                 adapters: Sequence[str | os.PathLike[str]] = (), base_only: bool = False,
+                 adapters: Sequence[str | os.PathLike[str]] = (), base_only: bool = False, parallel: int = 0,
                  term_glossary: Glossary | None = None):
         try:
             import llama_cpp  # noqa: F401
@@ -226,7 +227,8 @@ class LlamaCppTranslator(Translator):
         resolve(model, base_only=base_only)  # fails early, with the resolver's message, for an unknown model
         self.max_new_cap = max_new_cap
         self.engine = TranslationEngine()
-        self.info = self.engine.load(model, LoadOptions(n_ctx=n_ctx, n_threads=n_threads), base_only=base_only,
+        self.info = self.engine.load(model, LoadOptions(n_ctx=n_ctx, n_threads=n_threads, parallel=parallel),
+                                     base_only=base_only,
                                      adapters=[str(a) for a in adapters])
         self.engine.set_term_glossary(term_glossary)
         self.path = self.info.path
@@ -244,32 +246,30 @@ class LlamaCppTranslator(Translator):
         return {"backend": self.backend, "gguf": str(self.path), "sha256": info.base_sha256 or model_sha256(self.path),
                 "tuned_model": info.spec, "base_only": runtime.get("base_only", False),
                 "adapters": runtime.get("adapters", []), "data_manifest_sha256": runtime.get("data_manifest_sha256"),
-                "context": self.context, "batch_size": 1, "engine": "desktop.engine.TranslationEngine",
-                "term_block": runtime.get("term_block", False)}
+                "context": self.context, "batch_size": 1, "parallel": self.info.options.parallel,
+                "engine": "desktop.engine.TranslationEngine", "term_block": runtime.get("term_block", False)}
 
     def translate(self, items: Sequence[tuple[str, str]], progress: bool = False,
                   desc: str = "translating") -> list[Translation]:
         from desktop.engine import EngineError
 
-        results = []
-        bar = _progress(len(items), progress, desc)
-        for source, direction in items:
+        for _, direction in items:
             split_direction(direction)
-            began = time.perf_counter()
-            try:
-                out = self.engine.translate(source, direction, max_new_tokens=self.max_new_cap)
-            except EngineError as exc:  # not even a short piece fits the context
-                results.append(Translation("", time.perf_counter() - began, 0, 0, False, str(exc)))
-                bar.update(1)
+        bar = _progress(len(items), progress, desc)
+        # Every segment of every item side by side (the app's parallel path; sequential with parallel=1).
+        outs = self.engine.translate_many(list(items), max_new_tokens=self.max_new_cap,
+                                          on_item=lambda i, r: bar.update(1))
+        bar.close()
+        results = []
+        for out in outs:
+            if isinstance(out, EngineError):  # not even a short piece fits the context
+                results.append(Translation("", 0.0, 0, 0, False, str(out)))
                 continue
             segments = out.segments
             results.append(Translation(
-                out.translation, time.perf_counter() - began, out.generated_tokens,
-                sum(seg.max_tokens for seg in segments),
+                out.translation, out.seconds, out.generated_tokens, sum(seg.max_tokens for seg in segments),
                 bool(segments) and all(seg.finish_reason == "stop" for seg in segments),
             ))
-            bar.update(1)
-        bar.close()
         return results
 
     def close(self) -> None:

@@ -126,286 +126,297 @@
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../desktop/main_window.py" line="135" />
+        <location filename="../../desktop/main_window.py" line="140" />
         <source>No model installed: run `tsx-models fetch` or choose a GGUF file.</source>
         <translation>未安装模型：请运行 `tsx-models fetch` 或选择 GGUF 文件。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="140" />
+        <location filename="../../desktop/main_window.py" line="145" />
         <source>Main</source>
         <translation>主工具栏</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="143" />
+        <location filename="../../desktop/main_window.py" line="148" />
         <source>Open…</source>
         <translation>打开…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="144" />
+        <location filename="../../desktop/main_window.py" line="149" />
         <source>Save translation…</source>
         <translation>保存译文…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="145" />
+        <location filename="../../desktop/main_window.py" line="150" />
         <source>Export with term report…</source>
         <translation>导出译文及术语报告…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="146" />
+        <location filename="../../desktop/main_window.py" line="151" />
         <source>Load glossary…</source>
         <translation>加载术语表…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="147" />
+        <location filename="../../desktop/main_window.py" line="152" />
         <source>Clear glossary</source>
         <translation>清除术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="148" />
+        <location filename="../../desktop/main_window.py" line="153" />
         <source>Medical glossary</source>
         <translation>医学术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="149" />
+        <location filename="../../desktop/main_window.py" line="154" />
         <source>The shipped medical glossary (HPO, TICO-19, CC-CEDICT); your own term lists come on top</source>
         <translation>内置医学术语表（HPO、TICO-19、CC-CEDICT）；您自己的术语表优先</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="152" />
+        <location filename="../../desktop/main_window.py" line="157" />
         <source>Choose GGUF…</source>
         <translation>选择 GGUF…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="153" />
+        <location filename="../../desktop/main_window.py" line="158" />
         <source>Model settings…</source>
         <translation>模型设置…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="155" />
+        <location filename="../../desktop/main_window.py" line="160" />
         <source>Base model only</source>
         <translation>仅用基础模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="156" />
+        <location filename="../../desktop/main_window.py" line="161" />
         <source>Translate with the base model, without the tuned model's adapters</source>
         <translation>用基础模型翻译，不加载微调模型的适配器</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="158" />
+        <location filename="../../desktop/main_window.py" line="164" />
+        <source>Require glossary terms</source>
+        <translation>强制使用术语表译法</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="165" />
+        <source>Give the model the loaded glossary's translations of the terms in each sentence as required translations</source>
+        <translation>将已加载术语表中各句术语的译法作为必须采用的译法提供给模型</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="168" />
         <source>Translate</source>
         <translation>翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="160" />
+        <location filename="../../desktop/main_window.py" line="170" />
         <source>Translate (Ctrl+Enter)</source>
         <translation>翻译（Ctrl+Enter）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="161" />
+        <location filename="../../desktop/main_window.py" line="171" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="162" />
+        <location filename="../../desktop/main_window.py" line="172" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="163" />
+        <location filename="../../desktop/main_window.py" line="173" />
         <source>Clear</source>
         <translation>清空</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="166" />
+        <location filename="../../desktop/main_window.py" line="176" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="168" />
+        <location filename="../../desktop/main_window.py" line="178" />
         <source>Auto</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="187" />
+        <location filename="../../desktop/main_window.py" line="197" />
         <source>Paste or open medical text (Chinese or English)…</source>
         <translation>粘贴或打开医学文本（中文或英文）…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="190" />
+        <location filename="../../desktop/main_window.py" line="200" />
         <source>The translation appears here.</source>
         <translation>译文显示在这里。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="206" />
+        <location filename="../../desktop/main_window.py" line="216" />
         <source>Terms</source>
         <translation>术语</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="212" />
-        <location filename="../../desktop/main_window.py" line="329" />
-        <location filename="../../desktop/main_window.py" line="394" />
+        <location filename="../../desktop/main_window.py" line="222" />
+        <location filename="../../desktop/main_window.py" line="347" />
+        <location filename="../../desktop/main_window.py" line="412" />
         <source>No model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="271" />
+        <location filename="../../desktop/main_window.py" line="284" />
         <source>Attention</source>
         <translation>注意力</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="328" />
-        <location filename="../../desktop/main_window.py" line="397" />
+        <location filename="../../desktop/main_window.py" line="346" />
+        <location filename="../../desktop/main_window.py" line="415" />
         <source>Cannot use this model: %1</source>
         <translation>无法使用该模型：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="333" />
+        <location filename="../../desktop/main_window.py" line="351" />
         <source>Loading %1…</source>
         <translation>正在加载 %1…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="356" />
+        <location filename="../../desktop/main_window.py" line="374" />
         <source>Model loaded in %1 s</source>
         <translation>模型已加载，用时 %1 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="365" />
+        <location filename="../../desktop/main_window.py" line="383" />
         <source>%1 (base model only)</source>
         <translation>%1（仅基础模型）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="388" />
+        <location filename="../../desktop/main_window.py" line="406" />
         <source>Translating with the tuned model</source>
         <translation>正在使用微调模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="389" />
+        <location filename="../../desktop/main_window.py" line="407" />
         <source>Translating with the base model only</source>
         <translation>正在仅使用基础模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="411" />
+        <location filename="../../desktop/main_window.py" line="429" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="411" />
+        <location filename="../../desktop/main_window.py" line="429" />
         <source>GGUF models (*.gguf);;All files (*)</source>
         <translation>GGUF 模型 (*.gguf);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="437" />
+        <location filename="../../desktop/main_window.py" line="455" />
         <source>Cannot read the glossary: %1</source>
         <translation>无法读取术语表：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="442" />
+        <location filename="../../desktop/main_window.py" line="460" />
         <source>default medical glossary</source>
         <translation>默认医学术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="492" />
+        <location filename="../../desktop/main_window.py" line="519" />
         <source>Cannot save to your glossary: %1</source>
         <translation>无法保存到您的术语表：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="494" />
+        <location filename="../../desktop/main_window.py" line="521" />
         <source>Added to %1</source>
         <translation>已添加到 %1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="494" />
+        <location filename="../../desktop/main_window.py" line="521" />
         <source>Already in %1</source>
         <translation>%1 中已有此条</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="505" />
+        <location filename="../../desktop/main_window.py" line="532" />
         <source>Add to my glossary</source>
         <translation>添加到我的术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="506" />
+        <location filename="../../desktop/main_window.py" line="533" />
         <source>Translation of %1 to save in your glossary:</source>
         <translation>要保存到您术语表中的“%1”的译法：</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="512" />
+        <location filename="../../desktop/main_window.py" line="539" />
         <source>Load term lists</source>
         <translation>加载术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="513" />
+        <location filename="../../desktop/main_window.py" line="540" />
         <source>Term lists (*.tsv *.csv *.xlsx *.jsonl *.txt);;All files (*)</source>
         <translation>术语表 (*.tsv *.csv *.xlsx *.jsonl *.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="636" />
+        <location filename="../../desktop/main_window.py" line="663" />
         <source>Load a model first.</source>
         <translation>请先加载模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="653" />
+        <location filename="../../desktop/main_window.py" line="681" />
         <source>Translating…</source>
         <translation>正在翻译…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="659" />
+        <location filename="../../desktop/main_window.py" line="687" />
         <source>Stopping…</source>
         <translation>正在停止…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="674" />
-        <location filename="../../desktop/main_window.py" line="693" />
+        <location filename="../../desktop/main_window.py" line="716" />
+        <location filename="../../desktop/main_window.py" line="732" />
+        <location filename="../../desktop/main_window.py" line="752" />
         <source>%1 tok/s</source>
         <translation>%1 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="695" />
+        <location filename="../../desktop/main_window.py" line="754" />
         <source>Stopped: the translation is incomplete.</source>
         <translation>已停止：译文不完整。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="697" />
+        <location filename="../../desktop/main_window.py" line="756" />
         <source>Done: %1 tokens in %2 s</source>
         <translation>完成：%1 个词元，用时 %2 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="709" />
+        <location filename="../../desktop/main_window.py" line="769" />
         <source>Translation failed: %1</source>
         <translation>翻译失败：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="739" />
+        <location filename="../../desktop/main_window.py" line="799" />
         <source>Opened %1 (%2)</source>
         <translation>已打开 %1（%2）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="762" />
+        <location filename="../../desktop/main_window.py" line="822" />
         <source>Open text</source>
         <translation>打开文本</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="762" />
+        <location filename="../../desktop/main_window.py" line="822" />
         <source>Text files (*.txt);;All files (*)</source>
         <translation>文本文件 (*.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="767" />
+        <location filename="../../desktop/main_window.py" line="827" />
         <source>Save translation</source>
         <translation>保存译文</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="767" />
+        <location filename="../../desktop/main_window.py" line="827" />
         <source>Text files (*.txt)</source>
         <translation>文本文件 (*.txt)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="772" />
+        <location filename="../../desktop/main_window.py" line="832" />
         <source>Export translation with term report</source>
         <translation>导出译文及术语报告</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="773" />
+        <location filename="../../desktop/main_window.py" line="833" />
         <source>Text report (*.txt);;JSON (*.json)</source>
         <translation>文本报告 (*.txt);;JSON (*.json)</translation>
     </message>
@@ -423,34 +434,49 @@
         <translation>自动（%1）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="29" />
+        <location filename="../../desktop/model_dialog.py" line="32" />
+        <source>automatic (up to %1)</source>
+        <translation>自动（最多 %1）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="34" />
+        <source>Sentences translated at the same time; 1 = one after another</source>
+        <translation>同时翻译的句子数；1 = 逐句翻译</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="35" />
         <source>Weight repacking (faster; turn off if llama.cpp crashes on this CPU)</source>
         <translation>权重重排（更快；若 llama.cpp 在此 CPU 上崩溃请关闭）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="35" />
+        <location filename="../../desktop/model_dialog.py" line="41" />
         <source>Turned off by the environment variable TSX_NO_REPACK</source>
         <translation>已被环境变量 TSX_NO_REPACK 关闭</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="36" />
+        <location filename="../../desktop/model_dialog.py" line="42" />
         <source>Allow source text in debug logs (off keeps patient text out of logs)</source>
         <translation>允许在调试日志中记录原文（关闭时患者文本不会写入日志）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="38" />
+        <location filename="../../desktop/model_dialog.py" line="44" />
         <source>CPU threads</source>
         <translation>CPU 线程数</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="39" />
+        <location filename="../../desktop/model_dialog.py" line="45" />
         <source>Context size (tokens)</source>
         <translation>上下文长度（词元）</translation>
     </message>
     <message>
-        <location filename="../../desktop/model_dialog.py" line="40" />
+        <location filename="../../desktop/model_dialog.py" line="46" />
         <source>GPU layers</source>
         <translation>GPU 层数</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/model_dialog.py" line="47" />
+        <source>Parallel segments</source>
+        <translation>并行翻译句段数</translation>
     </message>
 </context>
 </TS>

@@ -309,3 +309,23 @@ def test_spec_errors_are_clear(tmp_path):
     wrong.write_text("name: t\nbase: qwen2.5-coder-0.5b\nbase_sha256: " + "0" * 64 + "\n")  # YAML reads an int
     with pytest.raises(SpecError, match="quoted string"):
         load_spec(wrong)
+
+
+def test_parallel_segments_keep_the_runtime_adapters(tuned):
+    """Segments side by side run on the parallel context with the same adapter stack, on and off."""
+    from desktop.engine import LoadOptions, TranslationEngine
+
+    text = "患者有高血压病史。既往无糖尿病。胸部CT未见异常。"
+    engine = TranslationEngine()
+    try:
+        engine.load(tuned.spec, LoadOptions(n_ctx=512, n_threads=2, parallel=3))
+        side = engine.translate(text, "zh-en", max_new_tokens=10)
+        assert side.parallel == 3 and len(side.segments) == 3
+        assert side.translation == engine.translate(text, "zh-en", max_new_tokens=10, parallel=1).translation
+        engine.set_adapters_active(False)
+        base = engine.translate(text, "zh-en", max_new_tokens=10)
+        assert base.parallel == 3 and base.model["base_only"]
+        assert base.translation == engine.translate(text, "zh-en", max_new_tokens=10, parallel=1).translation
+        assert base.translation != side.translation  # the adapters were really on, then really off
+    finally:
+        engine.unload()

@@ -180,3 +180,19 @@ def test_check_usage_errors(tmp_path, capsys):
     assert main(["check", "-i", str(broken)]) == 2
     assert "broken.tsv:1: expected source<TAB>translation" in capsys.readouterr().err
     assert main(["check", "-i", str(tmp_path / "none.tsv")]) == 2
+
+
+def test_parallel_switch(tiny_gguf, capsys):
+    """--parallel 1 is the sequential path, --parallel N runs N segments side by side: same text here."""
+    text = "第一句。第二句。\n第三句。"
+    outs = {}
+    for n in ("1", "3"):
+        assert main(["translate", "-m", str(tiny_gguf), "-d", "zh-en", "--max-tokens", "5", "--json",
+                     "--parallel", n, text]) == 0
+        outs[n] = json.loads(capsys.readouterr().out)
+    assert outs["1"]["stats"]["parallel"] == 1 and outs["3"]["stats"]["parallel"] == 3
+    assert outs["1"]["translation"].count("\n") == outs["3"]["translation"].count("\n") == 1
+    for bad in ("-1", "many"):
+        with pytest.raises(SystemExit):
+            main(["translate", "-m", str(tiny_gguf), "--parallel", bad, text])
+        assert "expected a number of segments from 1 to 64, or 0 for automatic" in capsys.readouterr().err

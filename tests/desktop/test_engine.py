@@ -89,7 +89,9 @@ def test_cancel_stops_within_a_token(tiny_engine):
         if len(pieces) == 3:
             cancel.set()
 
-    result = tiny_engine.translate("第一句很长。第二句。", "zh-en", cancel=cancel, on_token=on_token, max_new_tokens=200)
+    # the sequential path (segments side by side: tests/core/test_parallel_decode.py)
+    result = tiny_engine.translate("第一句很长。第二句。", "zh-en", cancel=cancel, on_token=on_token, max_new_tokens=200,
+                                   parallel=1)
     assert result.cancelled
     assert len(result.segments) == 1 and result.segments[0].finish_reason == "cancelled"
     assert len(pieces) == 3  # the flag is checked after every token

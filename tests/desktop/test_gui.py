@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QLocale  # noqa: E402
+from PySide6.QtCore import QLocale, QObject, Slot  # noqa: E402
 
 from desktop import main_window  # noqa: E402
 from desktop.app import install_translator  # noqa: E402
@@ -285,3 +285,52 @@ def test_default_glossary_red_flags_and_per_term_review(qtbot, tiny_window, tmp_
     own.unlink()
     w.load_glossaries([])
     assert w.glossary is None and "No glossary loaded." in w.panel.summary.text()
+
+
+def test_parallel_segments_stream_in_place_and_stop_cancels_all(qtbot, tiny_window):
+    """Segments side by side: each one's text goes to its own place ("…" until it starts), progress counts
+    segments done out of the total, and Stop ends every running segment."""
+    import threading
+
+    from desktop.document_view import PLACEHOLDER
+
+    w = tiny_window
+    w.source.setPlainText("第一句。第二句。\n第三句。第四句。第五句。")
+    w.max_new_tokens = 6
+    plans, panes, mismatches = [], [], []
+    worker = w.controller.worker
+    worker.planned.connect(lambda rid, plan: plans.append(plan))
+
+    class Watcher(QObject):  # lives in the GUI thread: its slot is queued after the window's own
+        @Slot(int, int, str)
+        def after_piece(self, rid, index, piece):
+            if w._view is not None:
+                panes.append(w.target.toPlainText())
+                if panes[-1] != w._view.text():
+                    mismatches.append(index)
+
+    watcher = Watcher()
+    worker.segmentPiece.connect(watcher.after_piece)
+    with qtbot.waitSignal(w.translationFinished, timeout=120000):
+        w.act_translate.trigger()
+    result = w.result
+    assert plans and plans[-1].parallel > 1 and result.parallel == plans[-1].parallel
+    assert not mismatches and panes
+    assert panes[0].count(PLACEHOLDER) == 4  # one segment started, four waiting in their places
+    assert "\n" in panes[0]                  # the line break is there from the start
+    assert w.target.toPlainText() == result.translation and PLACEHOLDER not in result.translation
+    assert [s.index for s in result.segments] == [0, 1, 2, 3, 4]
+    assert (w.progress.value(), w.progress.maximum(), w.progress.format()) == (5, 5, "5/5")
+
+    threads = set(threading.enumerate())
+    w.max_new_tokens = 400
+    panes.clear()
+    w.translate()
+    with qtbot.waitSignal(w.translationFinished, timeout=60000):
+        qtbot.waitUntil(lambda: len(panes) > 8, timeout=60000)
+        w.act_stop.trigger()
+    result = w.result
+    assert result.cancelled and result.parallel > 1
+    assert result.segments and all(s.finish_reason == "cancelled" for s in result.segments)
+    assert w.target.toPlainText() == result.translation and not w.busy
+    assert set(threading.enumerate()) == threads  # no thread left behind
