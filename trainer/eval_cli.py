@@ -239,7 +239,6 @@ def cmd_run(args: argparse.Namespace) -> dict:
     finally:
         translator.close()
     metrics["glossary"] = str(glossary_path) if glossary_path else None
-    metrics["term_block"] = bool(term_kwargs)
     _print_summary(metrics, args.name)
     print(f"\nhypotheses: {Path(args.out) / 'hypotheses.jsonl'}  metrics: {Path(args.out) / 'metrics.json'}")
     return metrics

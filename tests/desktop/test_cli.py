@@ -14,6 +14,7 @@ import pytest
 
 from desktop.cli import build_parser, main
 from medcore.models import sha256_file
+from medcore.prompt import load_contract
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ def test_json_output_with_term_report_and_provenance(tiny_gguf, term_files, caps
     prov = payload["provenance"]
     assert prov["model_sha256"] == sha256_file(tiny_gguf)
     assert prov["glossaries"] == ["cedict_medical.tsv", "clinic_terms.csv"]
-    assert prov["time"].endswith("+00:00") and prov["prompt_contract_version"] == 1
+    assert prov["time"].endswith("+00:00") and prov["prompt_contract_version"] == load_contract().version
     assert payload["stats"]["generated_tokens"] > 0
 
 

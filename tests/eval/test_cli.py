@@ -134,7 +134,7 @@ def test_run_cli_term_block_is_for_sentences_and_reaches_the_prompt(tiny_qwen2_d
     assert not (tmp_path / "all").exists()  # refused before translating anything
     assert main([*base, "--kinds", "sentence", "--out", str(tmp_path / "s")]) == 0
     metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
-    assert metrics["term_block"] is True and metrics["overall"]["n"] == 1
+    assert metrics["model"]["term_block"] is True and metrics["overall"]["n"] == 1
     translator = TransformersTranslator(tiny_qwen2_dir, device="cpu", max_new_cap=4,
                                         term_glossary=Glossary.load(tmp_path / "glossary.tsv"))
     prompt, _ = translator._prepare("Severe headache.", "en-zh")
