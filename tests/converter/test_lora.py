@@ -233,8 +233,10 @@ def test_cli_translate_and_tsx_eval_give_identical_text(tuned, tmp_path, capsys)
     test.write_text(json.dumps({"id": "1", "kind": "sentence", "direction": "zh-en", "source": SENTENCE,
                                 "target": "The patient has a history of hypertension."}, ensure_ascii=False) + "\n")
     out = tmp_path / "eval"
+    # The CLI's default: the shipped glossary, its terms required in the prompt; the evaluation the same way.
     assert tsx_eval(["run", "--backend", "llamacpp", "--model", str(tuned.spec), "--test", str(test), "--out", str(out),
-                     "--n-ctx", "512", "--no-progress"]) == 0
+                     "--n-ctx", "512", "--no-progress", "--glossary", "default", "--term-block",
+                     "--kinds", "sentence"]) == 0
     capsys.readouterr()
     row = json.loads((out / "hypotheses.jsonl").read_text().splitlines()[0])
     assert row["hypothesis"] == by_spec["translation"]

@@ -189,7 +189,13 @@ def test_attention_dock_receives_the_selected_term(qtbot, app_settings, tiny_ggu
     w.source.setPlainText("既往有高血压病史。")
     w._refresh_source_terms()
     w.panel.table.selectRow(0)
-    assert calls == [("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()))]
+    # The last argument is the term block the translation's prompt carried (the attention runs that prompt).
+    block = [("高血压", "high blood pressure"), ("病史", "medical history")]
+    assert calls == [("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()), block)]
+    w.act_term_block.setChecked(False)  # glossary terms not required: plain prompts, no block
+    w.panel.table.selectRow(1)
+    w.panel.table.selectRow(0)
+    assert calls[-1][-1] == [] and not app_settings.term_block()
     w.close()
 
 
@@ -214,8 +220,10 @@ def test_real_translation_terms_export_and_attention_hook(qtbot, app_settings, s
     assert w.panel.status_of(rows["急性心肌梗死"]) == "ok"
     assert w.panel.status_of(rows["患者"]) == "missing"  # the clinic list wants "subject"
     target_spans = w.highlighted_spans("target")
-    # 诊断 -> "diagnose" is found as "diagnosed": inflection is tolerated (issue 13)
-    assert [out[s:e].lower() for s, e, _ in target_spans] == ["diagnosed", "acute myocardial infarction"]
+    # 诊断 -> "diagnose" is found as "diagnosed": inflection is tolerated (issue 13). 冠状动脉 -> "coronary
+    # artery" is there because the clinic list's terms are required in the prompt (the term block).
+    assert [out[s:e].lower() for s, e, _ in target_spans] == ["diagnosed", "acute myocardial infarction",
+                                                              "coronary artery"]
     assert w.panel.status_of(rows["诊断"]) == "ok"
     assert "#ffc9c0" in {c for _, _, c in w.highlighted_spans("source")}  # the missing term is flagged red
     # selecting a highlighted term emits the hook the attention view listens to
