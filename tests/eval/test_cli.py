@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -95,13 +96,19 @@ def test_score_line_count_mismatch(files, tmp_path, capsys):
     assert rc == 2 and "line counts differ" in err
 
 
-def test_run_cli_tiny_model(tiny_qwen2_dir, tmp_path, capsys):
-    test = tmp_path / "combined_test.jsonl"
+def _tiny_test_set(folder: Path) -> Path:
+    """A term and a sentence record, with the glossary.tsv that sits beside a prepared test set."""
+    test = folder / "combined_test.jsonl"
     records = [{"id": "t1", "kind": "term", "direction": "zh-en", "source": "头痛", "target": "headache"},
                {"id": "s1", "kind": "sentence", "direction": "en-zh", "source": "Severe headache.",
                 "target": "剧烈头痛。"}]
     test.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    (tmp_path / "glossary.tsv").write_text("头痛\theadache\n", encoding="utf-8")
+    (folder / "glossary.tsv").write_text("头痛\theadache\n", encoding="utf-8")
+    return test
+
+
+def test_run_cli_tiny_model(tiny_qwen2_dir, tmp_path, capsys):
+    test = _tiny_test_set(tmp_path)
     out = tmp_path / "run"
     rc = main(["run", "--model", str(tiny_qwen2_dir), "--test", str(test), "--out", str(out),
                "--max-new-tokens", "8", "--no-progress", "--name", "tiny"])
@@ -121,12 +128,7 @@ def test_run_cli_term_block_is_for_sentences_and_reaches_the_prompt(tiny_qwen2_d
     from medcore.terms import Glossary
     from trainer.translate import TransformersTranslator
 
-    test = tmp_path / "combined_test.jsonl"
-    records = [{"id": "t1", "kind": "term", "direction": "zh-en", "source": "头痛", "target": "headache"},
-               {"id": "s1", "kind": "sentence", "direction": "en-zh", "source": "Severe headache.",
-                "target": "剧烈头痛。"}]
-    test.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    (tmp_path / "glossary.tsv").write_text("头痛\theadache\n", encoding="utf-8")
+    test = _tiny_test_set(tmp_path)
     base = ["run", "--model", str(tiny_qwen2_dir), "--test", str(test), "--max-new-tokens", "4", "--no-progress",
             "--term-block"]
     assert main([*base, "--out", str(tmp_path / "all")]) != 0
