@@ -35,8 +35,11 @@ def _add_translate(subparsers) -> None:
                    help="your term list (TSV/CSV/XLSX/JSONL as the trainer reads them) on top of the default "
                         "medical glossary; repeat for several")
     p.add_argument("--no-default-glossary", action="store_true", help="do not use the shipped medical glossary")
-    p.add_argument("--no-term-block", action="store_true",
-                   help="check the glossary's terms but do not put them into the prompt as required translations")
+    p.add_argument("--term-block", choices=("auto", "on", "off"), default="auto",
+                   help="put the glossary's terms into the prompt as required translations: auto (default) = "
+                        "only with a model trained to follow them (a tuned model); on = with any model; "
+                        "off = never (the terms are still checked)")
+    p.add_argument("--no-term-block", dest="term_block", action="store_const", const="off", help="same as --term-block off")
     p.add_argument("--json", action="store_true", help="write JSON with the term report and provenance")
     p.add_argument("--ctx", type=int, default=2048, help="context size in tokens (default 2048)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
@@ -107,7 +110,7 @@ def cmd_translate(args) -> int:
         options = LoadOptions(n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
                               repack=not args.no_repack, parallel=args.parallel)
         info = engine.load(args.model or default_model(), options, base_only=args.base_only, adapters=args.lora)
-        engine.set_term_glossary(None if args.no_term_block else glossary)
+        engine.set_term_glossary(None if args.term_block == "off" else glossary, mode=args.term_block)
         stream = args.output is None and not args.json
         result = engine.translate(
             text, args.direction, max_new_tokens=args.max_tokens,

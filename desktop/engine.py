@@ -11,7 +11,8 @@ What it guarantees:
   and a segment that runs out of output budget is reported as ``finish_reason == "length"``;
 - with a glossary set (:meth:`TranslationEngine.set_term_glossary`), the glossary terms found in a
   segment go into its prompt as required translations (the contract's term block, which stage-2
-  training teaches the tuned model to honour); without one the prompt is the plain contract;
+  training teaches the tuned model to honour) when the model was trained with the block, or always
+  with ``mode="on"``; otherwise the prompt is the plain contract;
 - a cancel flag (``threading.Event``) is checked after every generated token;
 - the source text reaches the log only at DEBUG level and only with ``log_source_text=True``;
 - several segments are translated side by side in one llama.cpp context (``LoadOptions.parallel``,
@@ -41,7 +42,7 @@ from desktop.gguf_meta import GGUFInfo, read_gguf_info
 from desktop.segment import Segment, separator_after, split_clauses, split_in_half, split_sentences
 from medcore.models import ModelError
 from medcore.prompt import TermPair, auto_direction, load_contract, split_direction
-from medcore.term_block import block_terms
+from medcore.term_block import block_terms, term_block_in_use
 from medcore.terms import Glossary
 from medcore.textnorm import normalize
 
@@ -271,8 +272,10 @@ class TranslationEngine:
         self.gguf: GGUFInfo | None = None
         self._formatter: Any = None
         self.n_ctx = 0
-        # Glossary whose matching terms go into the prompt's term block (None: plain prompts).
+        # Glossary whose matching terms go into the prompt's term block (None: plain prompts), and
+        # when: "auto" = only for a model trained with the block (medcore.term_block.TERM_BLOCK_MODES).
         self.term_glossary: Glossary | None = None
+        self.term_block_mode = "auto"
         self._decoder: Any = None          # medcore.parallel_decode.ParallelDecoder, made at load
         self._parallel_note: str | None = None  # why segments cannot run side by side, if they cannot
 
@@ -403,7 +406,7 @@ class TranslationEngine:
             "base_sha256": info.base_sha256,
             "adapters": active,
             "data_manifest_sha256": manifests[-1] if manifests else None,
-            "term_block": self.term_glossary is not None,
+            "term_block": self.term_block_active,
         }
 
     def _require(self) -> Any:
@@ -412,20 +415,38 @@ class TranslationEngine:
         return self.llm
 
     # ------------------------------------------------------------------ prompt and context
-    def set_term_glossary(self, glossary: Glossary | None) -> None:
-        """Put this glossary's terms into every prompt's term block from now on (None: plain prompts)."""
+    def set_term_glossary(self, glossary: Glossary | None, mode: str = "auto") -> None:
+        """Put this glossary's terms into prompts' term block from now on (None: plain prompts).
+
+        ``mode`` "auto" uses the block only while the model was trained with it (a tuned model's
+        active adapters say so); "on" uses it with any model.
+        """
+        term_block_in_use(mode, [])  # validates the mode
         self.term_glossary = glossary if glossary is not None and len(glossary) else None
+        self.term_block_mode = mode
+
+    @property
+    def term_block_active(self) -> bool:
+        """Whether the next prompt carries the term block (a glossary is set and the model takes it)."""
+        if self.term_glossary is None:
+            return False
+        info = self.info
+        adapters = info.adapters if info is not None and info.adapters_active else []
+        return term_block_in_use(self.term_block_mode, adapters)
 
     def prompt_terms(self, source: str, direction: str) -> list[TermPair]:
         """The (term, required translation) pairs the prompt for ``source`` carries."""
+        if not self.term_block_active:
+            return []
         src_lang, _ = split_direction(direction)
         return block_terms(self.term_glossary, normalize(source, src_lang), direction)
 
     def messages(self, source: str, direction: str) -> list[dict[str, str]]:
-        """The prompt contract's messages for ``source``, with the term block when a glossary is set."""
+        """The prompt contract's messages for ``source``, with the term block when it is in use."""
         src_lang, _ = split_direction(direction)
         text = normalize(source, src_lang)
-        return load_contract().messages(text, direction, block_terms(self.term_glossary, text, direction))
+        terms = block_terms(self.term_glossary, text, direction) if self.term_block_active else []
+        return load_contract().messages(text, direction, terms)
 
     def prompt_token_ids(self, source: str, direction: str) -> list[int]:
         """The exact token ids llama.cpp evaluates for this source (as its chat handler renders it)."""

@@ -61,7 +61,7 @@ from medcore.models import ModelError
 from medcore.pairs import DataFormatError
 from medcore.prompt import auto_direction, split_direction
 from medcore.redflags import RedFlag
-from medcore.term_block import block_terms
+from medcore.term_block import block_terms, reads_term_block
 from medcore.terms import Glossary, Inconsistency, TermCheck
 from medcore.textnorm import normalize
 
@@ -162,8 +162,7 @@ class MainWindow(QMainWindow):
         self.act_base_only.setEnabled(False)
         # The glossary's terms in the prompt as required translations (the contract's term block).
         self.act_term_block = QAction(self.tr("Require glossary terms"), self, checkable=True)
-        self.act_term_block.setToolTip(self.tr("Give the model the loaded glossary's translations of the terms "
-                                               "in each sentence as required translations"))
+        self.act_term_block.setToolTip(self._term_block_tip(True))
         self.act_term_block.setChecked(self.settings.term_block())
         self.act_translate = QAction(self.tr("Translate"), self)
         self.act_translate.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
@@ -296,7 +295,7 @@ class MainWindow(QMainWindow):
             if hasattr(self.attention, "set_repack"):
                 self.attention.set_repack(self.settings.load_options(self.model_path).repack)
             # ... and the prompt that translated: the same term block when glossary terms were required.
-            glossary = self.glossary if self.act_term_block.isChecked() else None
+            glossary = self.glossary if self._term_block_in_use() else None
             terms = block_terms(glossary, normalize(source, split_direction(direction)[0]), direction)
             self.attention.show_term(source, translation, src_span, tgt_span, direction, self.model_path, terms)
 
@@ -308,6 +307,25 @@ class MainWindow(QMainWindow):
         self.act_copy.setEnabled(has_output)
         self.act_save.setEnabled(has_output and not self._busy)
         self.act_export.setEnabled(self.result is not None and not self._busy)
+        readable = self._model_reads_term_block()
+        self.act_term_block.setEnabled(readable)
+        self.act_term_block.setToolTip(self._term_block_tip(readable))
+
+    def _model_reads_term_block(self) -> bool:
+        """Whether the translating model was trained with the term block (a tuned model's active adapters)."""
+        info = self.model_info
+        return info is not None and info.adapters_active and reads_term_block(info.adapters)
+
+    def _term_block_in_use(self) -> bool:
+        """What the engine does in its "auto" mode: the term block only for a model trained with it."""
+        return self.act_term_block.isChecked() and self._model_reads_term_block()
+
+    def _term_block_tip(self, readable: bool) -> str:
+        if readable or self.model_info is None:
+            return self.tr("Give the model the loaded glossary's translations of the terms in each sentence as "
+                           "required translations (models trained with them only)")
+        return self.tr("This model was not trained with required glossary terms in its prompt: base models "
+                       "copy the list instead of translating, so the terms are only checked")
 
     def show_error(self, message: str) -> None:
         self.last_error = message
@@ -403,6 +421,7 @@ class MainWindow(QMainWindow):
         if self.model_info is not None:
             self.model_info.adapters_active = active
             self._show_model_label()
+            self._update_buttons()
             self.statusBar().showMessage(self.tr("Translating with the tuned model") if active
                                          else self.tr("Translating with the base model only"), 5000)
 

@@ -62,6 +62,11 @@ class LoraAdapter:
     def base_fingerprint(self) -> str | None:
         return self.meta.get("base_fingerprint")
 
+    @property
+    def term_block_share(self) -> float:
+        """Share of this stage's training prompts that carried the term block (0: never saw one)."""
+        return float((self.meta.get("tsx_stage") or {}).get("term_block_share") or 0.0)
+
     def provenance(self) -> dict[str, Any]:
         """What a translation's provenance records about this adapter."""
         return {
@@ -72,6 +77,7 @@ class LoraAdapter:
             "peft_sha256": self.meta.get("peft_sha256"),
             "data_manifest_sha256": self.meta.get("data_manifest_sha256"),
             "base_fingerprint": self.base_fingerprint,
+            "term_block_share": self.term_block_share,
         }
 
 

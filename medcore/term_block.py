@@ -9,7 +9,7 @@ the highlighter shows and the metric counts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from medcore.prompt import TermPair, split_direction
 from medcore.terms import Glossary, Term, TermHit, find_phrase
@@ -28,6 +28,29 @@ def display_form(term: str, lang: str) -> str:
     if len(first) < 2 or not first[1:].isalpha():
         return term
     return term[0].lower() + term[1:]
+
+
+#: When the term block goes into prompts. ``auto``: only for a model trained with it; ``on``: always
+#: (to measure what an untrained model does with it); ``off``: never.
+TERM_BLOCK_MODES = ("auto", "on", "off")
+
+
+def reads_term_block(adapters: Iterable[Mapping]) -> bool:
+    """Whether a model was trained to follow the term block: one of its active adapters saw it.
+
+    ``adapters`` are :meth:`medcore.lora.LoraAdapter.provenance` records. An untrained model does not
+    follow the block: measured on 100 test sentences with the 0.5B base, it copied the block's list
+    into its output instead of translating in several (zh→en BLEU 13.6 → 7.1), so ``auto`` leaves the
+    block out for base models.
+    """
+    return any(float(a.get("term_block_share") or 0) > 0 for a in adapters)
+
+
+def term_block_in_use(mode: str, adapters: Iterable[Mapping]) -> bool:
+    """Whether prompts carry the term block under ``mode`` (:data:`TERM_BLOCK_MODES`) for this model."""
+    if mode not in TERM_BLOCK_MODES:
+        raise ValueError(f"term block mode {mode!r}: choose one of {', '.join(TERM_BLOCK_MODES)}")
+    return mode == "on" or (mode == "auto" and reads_term_block(adapters))
 
 
 #: Decides whether a matched term is worth requiring in the prompt (for example: curated lists only).

@@ -70,8 +70,12 @@ ZH = {
     "Clinical checks: %1 finding(s) to review": "临床检查：%1 项待复核",
     "Clinical checks: numbers, negations, sides and completeness carried over": "临床检查：数字、否定、左右侧与完整性均已保留",
     "Require glossary terms": "强制使用术语表译法",
-    "Give the model the loaded glossary's translations of the terms in each sentence as required translations":
-        "将已加载术语表中各句术语的译法作为必须采用的译法提供给模型",
+    "Give the model the loaded glossary's translations of the terms in each sentence as required translations "
+    "(models trained with them only)":
+        "将已加载术语表中各句术语的译法作为必须采用的译法提供给模型（仅适用于以此训练过的模型）",
+    "This model was not trained with required glossary terms in its prompt: base models copy the list instead "
+    "of translating, so the terms are only checked":
+        "该模型未经过提示中含必需术语的训练：基础模型会照抄术语列表而非翻译，因此术语仅作检查",
     "Parallel segments": "并行翻译句段数", "automatic (up to %1)": "自动（最多 %1）",
     "Sentences translated at the same time; 1 = one after another": "同时翻译的句子数；1 = 逐句翻译",
 }

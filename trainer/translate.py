@@ -230,7 +230,8 @@ class LlamaCppTranslator(Translator):
         self.info = self.engine.load(model, LoadOptions(n_ctx=n_ctx, n_threads=n_threads, parallel=parallel),
                                      base_only=base_only,
                                      adapters=[str(a) for a in adapters])
-        self.engine.set_term_glossary(term_glossary)
+        # The evaluation's --term-block measures the block with any model, trained with it or not.
+        self.engine.set_term_glossary(term_glossary, mode="on")
         self.path = self.info.path
         self.context = int(self.info.n_ctx)
 

@@ -196,227 +196,232 @@
         <translation>强制使用术语表译法</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="165" />
-        <source>Give the model the loaded glossary's translations of the terms in each sentence as required translations</source>
-        <translation>将已加载术语表中各句术语的译法作为必须采用的译法提供给模型</translation>
-    </message>
-    <message>
-        <location filename="../../desktop/main_window.py" line="168" />
+        <location filename="../../desktop/main_window.py" line="167" />
         <source>Translate</source>
         <translation>翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="170" />
+        <location filename="../../desktop/main_window.py" line="169" />
         <source>Translate (Ctrl+Enter)</source>
         <translation>翻译（Ctrl+Enter）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="171" />
+        <location filename="../../desktop/main_window.py" line="170" />
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="172" />
+        <location filename="../../desktop/main_window.py" line="171" />
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="173" />
+        <location filename="../../desktop/main_window.py" line="172" />
         <source>Clear</source>
         <translation>清空</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="176" />
+        <location filename="../../desktop/main_window.py" line="175" />
         <source>Model</source>
         <translation>模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="178" />
+        <location filename="../../desktop/main_window.py" line="177" />
         <source>Auto</source>
         <translation>自动</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="197" />
+        <location filename="../../desktop/main_window.py" line="196" />
         <source>Paste or open medical text (Chinese or English)…</source>
         <translation>粘贴或打开医学文本（中文或英文）…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="200" />
+        <location filename="../../desktop/main_window.py" line="199" />
         <source>The translation appears here.</source>
         <translation>译文显示在这里。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="216" />
+        <location filename="../../desktop/main_window.py" line="215" />
         <source>Terms</source>
         <translation>术语</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="222" />
-        <location filename="../../desktop/main_window.py" line="347" />
-        <location filename="../../desktop/main_window.py" line="412" />
+        <location filename="../../desktop/main_window.py" line="221" />
+        <location filename="../../desktop/main_window.py" line="365" />
+        <location filename="../../desktop/main_window.py" line="431" />
         <source>No model</source>
         <translation>无模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="284" />
+        <location filename="../../desktop/main_window.py" line="283" />
         <source>Attention</source>
         <translation>注意力</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="346" />
-        <location filename="../../desktop/main_window.py" line="415" />
+        <location filename="../../desktop/main_window.py" line="325" />
+        <source>Give the model the loaded glossary's translations of the terms in each sentence as required translations (models trained with them only)</source>
+        <translation>将已加载术语表中各句术语的译法作为必须采用的译法提供给模型（仅适用于以此训练过的模型）</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="327" />
+        <source>This model was not trained with required glossary terms in its prompt: base models copy the list instead of translating, so the terms are only checked</source>
+        <translation>该模型未经过提示中含必需术语的训练：基础模型会照抄术语列表而非翻译，因此术语仅作检查</translation>
+    </message>
+    <message>
+        <location filename="../../desktop/main_window.py" line="364" />
+        <location filename="../../desktop/main_window.py" line="434" />
         <source>Cannot use this model: %1</source>
         <translation>无法使用该模型：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="351" />
+        <location filename="../../desktop/main_window.py" line="369" />
         <source>Loading %1…</source>
         <translation>正在加载 %1…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="374" />
+        <location filename="../../desktop/main_window.py" line="392" />
         <source>Model loaded in %1 s</source>
         <translation>模型已加载，用时 %1 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="383" />
+        <location filename="../../desktop/main_window.py" line="401" />
         <source>%1 (base model only)</source>
         <translation>%1（仅基础模型）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="406" />
+        <location filename="../../desktop/main_window.py" line="425" />
         <source>Translating with the tuned model</source>
         <translation>正在使用微调模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="407" />
+        <location filename="../../desktop/main_window.py" line="426" />
         <source>Translating with the base model only</source>
         <translation>正在仅使用基础模型翻译</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="429" />
+        <location filename="../../desktop/main_window.py" line="448" />
         <source>Choose a GGUF model</source>
         <translation>选择 GGUF 模型</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="429" />
+        <location filename="../../desktop/main_window.py" line="448" />
         <source>GGUF models (*.gguf);;All files (*)</source>
         <translation>GGUF 模型 (*.gguf);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="455" />
+        <location filename="../../desktop/main_window.py" line="474" />
         <source>Cannot read the glossary: %1</source>
         <translation>无法读取术语表：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="460" />
+        <location filename="../../desktop/main_window.py" line="479" />
         <source>default medical glossary</source>
         <translation>默认医学术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="519" />
+        <location filename="../../desktop/main_window.py" line="538" />
         <source>Cannot save to your glossary: %1</source>
         <translation>无法保存到您的术语表：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="521" />
+        <location filename="../../desktop/main_window.py" line="540" />
         <source>Added to %1</source>
         <translation>已添加到 %1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="521" />
+        <location filename="../../desktop/main_window.py" line="540" />
         <source>Already in %1</source>
         <translation>%1 中已有此条</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="532" />
+        <location filename="../../desktop/main_window.py" line="551" />
         <source>Add to my glossary</source>
         <translation>添加到我的术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="533" />
+        <location filename="../../desktop/main_window.py" line="552" />
         <source>Translation of %1 to save in your glossary:</source>
         <translation>要保存到您术语表中的“%1”的译法：</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="539" />
+        <location filename="../../desktop/main_window.py" line="558" />
         <source>Load term lists</source>
         <translation>加载术语表</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="540" />
+        <location filename="../../desktop/main_window.py" line="559" />
         <source>Term lists (*.tsv *.csv *.xlsx *.jsonl *.txt);;All files (*)</source>
         <translation>术语表 (*.tsv *.csv *.xlsx *.jsonl *.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="663" />
+        <location filename="../../desktop/main_window.py" line="682" />
         <source>Load a model first.</source>
         <translation>请先加载模型。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="681" />
+        <location filename="../../desktop/main_window.py" line="700" />
         <source>Translating…</source>
         <translation>正在翻译…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="687" />
+        <location filename="../../desktop/main_window.py" line="706" />
         <source>Stopping…</source>
         <translation>正在停止…</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="716" />
-        <location filename="../../desktop/main_window.py" line="732" />
-        <location filename="../../desktop/main_window.py" line="752" />
+        <location filename="../../desktop/main_window.py" line="735" />
+        <location filename="../../desktop/main_window.py" line="751" />
+        <location filename="../../desktop/main_window.py" line="771" />
         <source>%1 tok/s</source>
         <translation>%1 词元/秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="754" />
+        <location filename="../../desktop/main_window.py" line="773" />
         <source>Stopped: the translation is incomplete.</source>
         <translation>已停止：译文不完整。</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="756" />
+        <location filename="../../desktop/main_window.py" line="775" />
         <source>Done: %1 tokens in %2 s</source>
         <translation>完成：%1 个词元，用时 %2 秒</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="769" />
+        <location filename="../../desktop/main_window.py" line="788" />
         <source>Translation failed: %1</source>
         <translation>翻译失败：%1</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="799" />
+        <location filename="../../desktop/main_window.py" line="818" />
         <source>Opened %1 (%2)</source>
         <translation>已打开 %1（%2）</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="822" />
+        <location filename="../../desktop/main_window.py" line="841" />
         <source>Open text</source>
         <translation>打开文本</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="822" />
+        <location filename="../../desktop/main_window.py" line="841" />
         <source>Text files (*.txt);;All files (*)</source>
         <translation>文本文件 (*.txt);;所有文件 (*)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="827" />
+        <location filename="../../desktop/main_window.py" line="846" />
         <source>Save translation</source>
         <translation>保存译文</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="827" />
+        <location filename="../../desktop/main_window.py" line="846" />
         <source>Text files (*.txt)</source>
         <translation>文本文件 (*.txt)</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="832" />
+        <location filename="../../desktop/main_window.py" line="851" />
         <source>Export translation with term report</source>
         <translation>导出译文及术语报告</translation>
     </message>
     <message>
-        <location filename="../../desktop/main_window.py" line="833" />
+        <location filename="../../desktop/main_window.py" line="852" />
         <source>Text report (*.txt);;JSON (*.json)</source>
         <translation>文本报告 (*.txt);;JSON (*.json)</translation>
     </message>

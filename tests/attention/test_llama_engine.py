@@ -241,7 +241,7 @@ def test_term_block_prompt_is_the_one_that_translated(llama_small, small_gguf):
     engine = TranslationEngine()
     engine.load(small_gguf, LoadOptions(n_ctx=512, n_threads=1), base_only=True)
     try:
-        engine.set_term_glossary(glossary)
+        engine.set_term_glossary(glossary, mode="on")
         terms = engine.prompt_terms(src, direction)
         assert terms == [("急性心肌梗死", "acute myocardial infarction")]
         app_ids = engine.prompt_token_ids(src, direction)

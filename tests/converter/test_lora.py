@@ -331,3 +331,36 @@ def test_parallel_segments_keep_the_runtime_adapters(tuned):
         assert base.translation != side.translation  # the adapters were really on, then really off
     finally:
         engine.unload()
+
+
+def test_term_block_auto_follows_what_the_adapters_were_trained_with(tuned, tmp_path):
+    """auto: the block goes into the prompt only while an adapter trained with it is active;
+    on: with any model; the provenance says which happened."""
+    from desktop.engine import LoadOptions, TranslationEngine
+    from medcore.terms import Glossary, Term
+
+    meta = json.loads(Path(str(tuned.loras[1]) + ".json").read_text())
+    stage2 = _fake_sidecar(tuned.loras[1], tmp_path, tsx_stage={**meta["tsx_stage"], "term_block_share": 0.5})
+    glossary = Glossary([Term("高血压", "hypertension")])
+    source = "患者有高血压病史。"
+    untrained, trained = TranslationEngine(), TranslationEngine()
+    try:
+        untrained.load(tuned.gguf, LoadOptions(n_ctx=256, n_threads=2), adapters=tuned.loras)
+        trained.load(tuned.gguf, LoadOptions(n_ctx=256, n_threads=2), adapters=[tuned.loras[0], stage2])
+        for engine in (untrained, trained):
+            engine.set_term_glossary(glossary)
+        assert [a["term_block_share"] for a in trained.info.adapters] == [0.0, 0.5]
+        assert untrained.prompt_terms(source, "zh-en") == [] and not untrained.runtime_provenance()["term_block"]
+        assert trained.prompt_terms(source, "zh-en") == [("高血压", "hypertension")]
+        assert trained.runtime_provenance()["term_block"]
+        blocked = trained.prompt_token_ids(source, "zh-en")
+        assert len(blocked) > len(untrained.prompt_token_ids(source, "zh-en"))
+        trained.set_adapters_active(False)  # the base alone was never trained with the block
+        assert trained.prompt_terms(source, "zh-en") == [] and not trained.runtime_provenance()["term_block"]
+        untrained.set_term_glossary(glossary, mode="on")
+        assert untrained.prompt_token_ids(source, "zh-en") == blocked
+        with pytest.raises(ValueError, match="auto, on, off"):
+            untrained.set_term_glossary(glossary, mode="always")
+    finally:
+        untrained.unload()
+        trained.unload()

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from medcore.prompt import load_contract
-from medcore.term_block import block_terms, display_form, glossary_from_records, in_share, training_terms
+from medcore.term_block import (
+    block_terms,
+    display_form,
+    glossary_from_records,
+    in_share,
+    reads_term_block,
+    term_block_in_use,
+    training_terms,
+)
 from medcore.terms import Glossary, Term
 
 V1_USER = {"zh-en": "Translate the following Chinese medical text into English.\n\n",
@@ -87,3 +95,13 @@ def test_share_draw_is_seeded_order_free_and_near_the_share():
     assert drawn == [i for i in reversed(ids) if in_share(i, 0.5, 42)][::-1]
     assert drawn != [i for i in ids if in_share(i, 0.5, 7)]
     assert not any(in_share(i, 0.0, 42) for i in ids[:50]) and all(in_share(i, 1.0, 42) for i in ids[:50])
+
+
+def test_auto_uses_the_block_only_for_a_model_trained_with_it():
+    stage1, stage2 = {"stage": 1, "term_block_share": 0.0}, {"stage": 2, "term_block_share": 0.5}
+    assert reads_term_block([stage1, stage2]) and not reads_term_block([stage1]) and not reads_term_block([])
+    assert not reads_term_block([{"stage": 2}])  # an adapter exported before the block existed
+    assert [term_block_in_use(mode, [stage1, stage2]) for mode in ("auto", "on", "off")] == [True, True, False]
+    assert [term_block_in_use(mode, []) for mode in ("auto", "on", "off")] == [False, True, False]
+    with pytest.raises(ValueError, match="auto, on, off"):
+        term_block_in_use("yes", [])

@@ -49,7 +49,10 @@ def test_glossary_terms_go_into_the_prompt_as_the_trainer_renders_them(tiny_engi
     plain = tiny_engine.prompt_token_ids(source, "zh-en")
     glossary = Glossary([Term("高血压", "Hypertension"), Term("心肌梗死", "myocardial infarction"), Term("发热", "fever")])
     try:
-        tiny_engine.set_term_glossary(glossary)
+        tiny_engine.set_term_glossary(glossary)  # auto: a model not trained with the block gets plain prompts
+        assert tiny_engine.prompt_terms(source, "zh-en") == [] and tiny_engine.prompt_token_ids(source, "zh-en") == plain
+        assert tiny_engine.runtime_provenance()["term_block"] is False
+        tiny_engine.set_term_glossary(glossary, mode="on")
         terms = tiny_engine.prompt_terms(source, "zh-en")
         assert terms == [("高血压", "hypertension"), ("心肌梗死", "myocardial infarction")]
         with_block = tiny_engine.prompt_token_ids(source, "zh-en")

@@ -189,9 +189,18 @@ def test_attention_dock_receives_the_selected_term(qtbot, app_settings, tiny_ggu
     w.source.setPlainText("既往有高血压病史。")
     w._refresh_source_terms()
     w.panel.table.selectRow(0)
-    # The last argument is the term block the translation's prompt carried (the attention runs that prompt).
+    # The last argument is the term block the translation's prompt carried (the attention runs that
+    # prompt): none for a model not trained with the block, whose action is then off limits.
+    assert calls == [("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()), [])]
+    assert not w.act_term_block.isEnabled()
+    # A tuned model whose stage 2 saw the block: the same term now carries it.
+    w.model_info.adapters, w.model_info.adapters_active = [{"stage": 2, "term_block_share": 0.5}], True
+    w._update_buttons()
+    assert w.act_term_block.isEnabled()
+    w.panel.table.selectRow(1)
+    w.panel.table.selectRow(0)
     block = [("高血压", "high blood pressure"), ("病史", "medical history")]
-    assert calls == [("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()), block)]
+    assert calls[-1] == ("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()), block)
     w.act_term_block.setChecked(False)  # glossary terms not required: plain prompts, no block
     w.panel.table.selectRow(1)
     w.panel.table.selectRow(0)
