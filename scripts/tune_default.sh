@@ -9,7 +9,8 @@
 #   3. stage 2: all sentence records, 1 epoch, on top of stage 1, with the term block;
 #   4. GGUF LoRA adapters + tuned-model spec (tsx-convert lora --verify);
 #   5. ablation through the app's runtime (llama.cpp): base / +S1 / +S1+S2 on the 0.5B, and the 1.5B
-#      base the tuned model has to beat, on >= 400 sentences and >= 1,000 terms of the combined test split.
+#      base the tuned model has to beat, on >= 400 sentences and >= 1,000 terms of the combined test split;
+#      translations are saved as they finish (tsx-eval --resume), so a long evaluation spans sessions too.
 #
 # Threads: OMP_NUM_THREADS=1 when the machine is shared (docs/training.md); 2 on a quiet machine.
 # A SIGTERM to a training step finishes the step and checkpoints it.
@@ -62,12 +63,12 @@ if [ ! -f "$EVAL/ablation/ablation.json" ]; then
   echo "== ablation (llama.cpp, the app's runtime): $(date -u +%FT%TZ)"
   "$BIN/tsx-eval" ablation --backend llamacpp --base qwen2.5-coder-0.5b \
       --stage1 "$ADAPTERS/stage1.lora.gguf" --stage2 "$ADAPTERS/stage2.lora.gguf" \
-      --test prepared/combined_test.jsonl "${LIMIT_ARGS[@]}" --out "$EVAL/ablation" --no-progress
+      --test prepared/combined_test.jsonl "${LIMIT_ARGS[@]}" --out "$EVAL/ablation" --no-progress --resume
 fi
 if [ ! -f "$EVAL/base-1.5b/metrics.json" ]; then
   echo "== the 1.5B base on the same records: $(date -u +%FT%TZ)"
   "$BIN/tsx-eval" run --backend llamacpp --model qwen2.5-coder-1.5b --name base-1.5b \
-      --test prepared/combined_test.jsonl "${LIMIT_ARGS[@]}" --out "$EVAL/base-1.5b" --no-progress
+      --test prepared/combined_test.jsonl "${LIMIT_ARGS[@]}" --out "$EVAL/base-1.5b" --no-progress --resume
 fi
 echo "== done: $(date -u +%FT%TZ). Compare $EVAL/ablation/ablation.md with $EVAL/base-1.5b/metrics.json;"
 echo "   if the tuned model wins, commit $ADAPTERS + resources/models/$NAME.yaml + the PEFT adapters"

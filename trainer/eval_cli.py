@@ -65,7 +65,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="upper bound on tokens per output (each output's budget is 2 x source tokens + 16, "
                         "within the context)")
     p.add_argument("--threads", type=int, help="CPU threads (llama.cpp n_threads / torch threads)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a line per saved chunk instead")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out: keep the translations it saved (same model and "
+                        "records only) and skip systems already finished")
     _add_comet_args(p)
 
 
@@ -235,7 +238,8 @@ def cmd_run(args: argparse.Namespace) -> dict:
                                  **term_kwargs)
     try:
         metrics = evaluate(records, translator, args.out, glossary=glossary, comet=comet,
-                           data=data_identity(args.test, records), name=args.name, progress=not args.no_progress)
+                           data=data_identity(args.test, records), name=args.name, progress=not args.no_progress,
+                           resume=args.resume)
     finally:
         translator.close()
     metrics["glossary"] = str(glossary_path) if glossary_path else None
@@ -258,7 +262,7 @@ def cmd_ablation(args: argparse.Namespace) -> dict:
                            glossary_path=args.glossary, comet=comet, batch_size=args.batch_size, n_ctx=args.n_ctx,
                            bootstrap_samples=args.bootstrap, progress=not args.no_progress,
                            directions=args.directions, kinds=args.kinds, max_new_cap=args.max_new_tokens,
-                           translator_kwargs=threads)
+                           translator_kwargs=threads, resume=args.resume)
     print((Path(args.out) / "ablation.md").read_text(encoding="utf-8"))
     print(f"written: {', '.join(str(Path(args.out) / f) for f in ('ablation.md', 'ablation.csv', 'ablation.json', 'ablation.png'))}")
     return summary

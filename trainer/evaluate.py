@@ -342,22 +342,44 @@ class CometSpec:
 
 def evaluate(records: list[dict], translator: Any, out_dir: str | os.PathLike[str], *,
              glossary: Glossary | None = None, comet: CometSpec | None = None, data: dict | None = None,
-             name: str = "system", progress: bool = True) -> dict:
-    """Translate, score and write one system's outputs; returns the metrics (also in metrics.json)."""
+             name: str = "system", progress: bool = True, resume: bool = False) -> dict:
+    """Translate, score and write one system's outputs; returns the metrics (also in metrics.json).
+
+    Translations are saved as they finish (:mod:`trainer.eval_partial`); with ``resume`` an
+    interrupted run continues where it stopped and a finished one is not translated again.
+    """
+    from trainer.eval_partial import discard_partial, finished_metrics, run_key, translate_resumable
+
     out_dir = Path(out_dir)
-    rows = translate_records(records, translator, progress=progress, desc=name)
-    # Saved before scoring, so a scoring failure (e.g. COMET) never costs the translations.
-    write_hypotheses(rows, out_dir)
+    key = run_key(name, translator, records)
+    checkpoint = comet.checkpoint if comet else None
+    finished = finished_metrics(out_dir, key) if resume else None
+    if finished is not None and finished.get("comet_checkpoint") == checkpoint:
+        _say(f"{name}: finished earlier with this model and these records ({out_dir / 'metrics.json'})")
+        return finished
+    if finished is not None:  # same translations, another COMET choice: score again, translate nothing
+        rows = read_hypotheses(out_dir / "hypotheses.jsonl")
+    else:
+        rows = translate_resumable(records, lambda chunk: translate_records(chunk, translator, progress=False),
+                                   out_dir, key, resume=resume, progress=progress, desc=name, say=_say)
+        # Saved before scoring, so a scoring failure (e.g. COMET) never costs the translations.
+        write_hypotheses(rows, out_dir)
     metrics = score_rows(rows, glossary, comet.model() if comet else None,
                          comet.batch_size if comet else 16, progress=False)
     metrics["system"] = name
     metrics["model"] = translator.describe()
     metrics["data"] = data
-    metrics["comet_checkpoint"] = comet.checkpoint if comet else None
+    metrics["comet_checkpoint"] = checkpoint
     metrics["versions"] = library_versions()
+    metrics["run_key"] = key
     write_hypotheses(rows, out_dir)
     write_json(out_dir / "metrics.json", metrics)
+    discard_partial(out_dir)
     return metrics
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,7 +539,7 @@ def run_ablation(systems: Sequence[SystemSpec], test: str | os.PathLike[str], ou
                  batch_size: int = 8, n_ctx: int = 4096, bootstrap_samples: int = 1000, progress: bool = True,
                  translator_factory: Callable[..., Any] | None = None, directions: Sequence[str] | None = None,
                  kinds: Sequence[str] | None = None, max_new_cap: int | None = None,
-                 translator_kwargs: dict | None = None) -> dict:
+                 translator_kwargs: dict | None = None, resume: bool = False) -> dict:
     """Run every system on the same records; write the table (md/csv/json) and the chart."""
     from trainer.eval_plots import plot_ablation
     from trainer.translate import make_translator
@@ -539,7 +561,7 @@ def run_ablation(systems: Sequence[SystemSpec], test: str | os.PathLike[str], ou
         translator = factory(backend, spec.model, spec.adapters, batch_size=batch_size, n_ctx=n_ctx, **extra)
         try:
             metrics = evaluate(records, translator, out_dir / _folder(spec.name), glossary=glossary, comet=comet,
-                               data=data, name=spec.name, progress=progress)
+                               data=data, name=spec.name, progress=progress, resume=resume)
         finally:
             translator.close()
             del translator
