@@ -141,6 +141,7 @@ def inspect_bundle(bundle: Path) -> dict:
         "vendored BertViz head view": internal / "resources" / "web" / "vendor" / "bertviz-1.4.1" / "head_view.py",
         "ui translation": internal / "resources" / "i18n" / "tsx_medtrans_zh_CN.qm",
         "icon": internal / "resources" / "icons" / "tsx-medtrans.svg",
+        "CJK font for the attention pages": internal / "resources" / "fonts" / "wqy-microhei.woff",
     }
     for what, path in must.items():
         if not path.exists():
@@ -288,6 +289,8 @@ def build_app_deb(version: str, depends: list[str], compression: str) -> Path:
         shutil.copytree(vendor_licenses, doc / "third-party-licenses")
     # The default medical glossary's sources, licences and the attribution HPO and CC-CEDICT require.
     shutil.copy2(ROOT / "resources" / "glossary" / "NOTICE.md", doc / "GLOSSARY-NOTICE.md")
+    # The CJK font the attention pages embed glyphs from: WenQuanYi Micro Hei, Apache-2.0.
+    shutil.copy2(ROOT / "resources" / "fonts" / "LICENSE.Apache-2.0", doc / "FONT-LICENSE.wqy-microhei")
     write_control(tree / "DEBIAN", {
         "Package": "tsx-medtrans", "Version": version, "Architecture": "amd64", "Maintainer": MAINTAINER,
         "Section": "science", "Priority": "optional",

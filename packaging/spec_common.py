@@ -52,8 +52,9 @@ ENTRY = ROOT / "packaging" / "entry.py"
 RUNTIME_HOOK = ROOT / "packaging" / "rthook_tsx.py"
 
 # resources/ sub-folders the app reads at run time (trainer configs and converter probes are not).
-# models: tuned-model specs + adapters; glossary: the default medical glossary with its sources and NOTICE.md
-RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples", "models", "glossary")
+# models: tuned-model specs + adapters; glossary: the default medical glossary with its sources and NOTICE.md;
+# fonts: the CJK font whose glyphs the attention pages embed (desktop.attention.fonts)
+RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples", "models", "glossary", "fonts")
 RESOURCE_SKIP_SUFFIXES = (".ts", ".pyc")  # Qt Linguist sources: the .qm files are what loads
 
 HIDDEN_IMPORTS = [
@@ -62,7 +63,14 @@ HIDDEN_IMPORTS = [
     "desktop.attention.cli", "desktop.attention.dock", "desktop.attention.view",
     "desktop.attention.session", "desktop.attention.page", "desktop.attention.alignment",
     "desktop.attention.engine", "desktop.attention.tokens", "desktop.attention.worker",
-    "desktop.attention.llama_engine", "medcore.attention_capture",
+    "desktop.attention.llama_engine", "desktop.attention.fonts", "medcore.attention_capture",
+    # fontTools imports each font table's module by its tag, at run time
+    "fontTools.subset", "fontTools.ttLib.woff2", "fontTools.ttLib.tables._c_m_a_p", "fontTools.ttLib.tables._g_l_y_f",
+    "fontTools.ttLib.tables._l_o_c_a", "fontTools.ttLib.tables._h_m_t_x", "fontTools.ttLib.tables._h_e_a_d",
+    "fontTools.ttLib.tables._h_h_e_a", "fontTools.ttLib.tables._m_a_x_p", "fontTools.ttLib.tables._n_a_m_e",
+    "fontTools.ttLib.tables._p_o_s_t", "fontTools.ttLib.tables.O_S_2f_2", "fontTools.ttLib.tables._g_a_s_p",
+    "fontTools.ttLib.tables._f_p_g_m", "fontTools.ttLib.tables._p_r_e_p", "fontTools.ttLib.tables._c_v_t",
+    "fontTools.ttLib.tables.G_D_E_F_", "fontTools.ttLib.tables.G_P_O_S_", "fontTools.ttLib.tables.G_S_U_B_",
     "tsx_firstrun", "medcore.llamacpp_runtime", "medcore.lora", "medcore.modelspec",
     "llama_cpp", "llama_cpp.llama_chat_format", "jinja2",
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtSvg",

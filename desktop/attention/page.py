@@ -104,8 +104,10 @@ def vendor_scripts(nonce: str) -> str:
 
 
 CSS = """
-body { font-family: "Helvetica Neue", Helvetica, Arial, "WenQuanYi Micro Hei", "Noto Sans CJK SC",
+body { font-family: "Helvetica Neue", Helvetica, Arial, "TSX CJK", "WenQuanYi Micro Hei", "Noto Sans CJK SC",
        "Microsoft YaHei", "PingFang SC", sans-serif; margin: 12px; color: #222; background: #fff; }
+/* BertViz sets its own font stack inline, without CJK fonts: add the embedded one. */
+div[style*="font-family"] { font-family: "Helvetica Neue", Helvetica, Arial, "TSX CJK", sans-serif !important; }
 header.tsx { margin-bottom: 10px; font-size: 13px; line-height: 1.5; }
 header.tsx h1 { font-size: 16px; margin: 0 0 4px 0; }
 header.tsx .pair span.label { color: #777; display: inline-block; min-width: 90px; }
@@ -115,12 +117,15 @@ mark.term { background: #fde2e1; color: #b03a2e; font-weight: bold; padding: 0 1
 
 
 def _doc(title: str, body: str, nonce: str, extra_css: str = "") -> str:
+    """The page around ``body``, with the glyphs of every CJK character in it embedded (:mod:`.fonts`)."""
+    from desktop.attention.fonts import font_face_css
+
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
            "img-src data:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
         f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp, quote=False)}">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{CSS}{extra_css}</style>\n</head>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{font_face_css(title + body)}{CSS}{extra_css}</style>\n</head>\n"
         f"<body>\n{body}\n</body></html>\n"
     )
 

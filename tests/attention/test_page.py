@@ -112,3 +112,41 @@ def test_vendored_bertviz_without_torch_returns_what_bertviz_itself_returns(tiny
         # BertViz puts a random element id (uuid4) in each page: compare with it normalised.
         norm = [re.sub(r"bertviz-[0-9a-f]{32}", "bertviz-ID", html) for html in (ours, theirs)]
         assert norm[0] == norm[1] and len(ours) > 5000
+
+
+def _embedded_font(html: str):
+    """The @font-face of a page: (its unicode-range characters, the decoded font)."""
+    import base64
+    import io
+
+    from fontTools.ttLib import TTFont
+
+    face = re.search(r"@font-face \{ font-family: 'TSX CJK'; src: url\(data:font/woff;base64,([A-Za-z0-9+/=]+)\) "
+                     r"format\('woff'\); unicode-range: ([^;]+); \}", html)
+    assert face, "no embedded CJK font"
+    chars = {chr(int(u[2:], 16)) for u in face.group(2).split(",")}
+    return chars, TTFont(io.BytesIO(base64.b64decode(face.group(1))))
+
+
+def test_pages_embed_the_glyphs_of_their_chinese_text(tiny_result):
+    """Every CJK character a page shows is in its embedded font subset, and nothing much else."""
+    from desktop.attention.fonts import cjk_chars
+
+    term = TermSelection((31, 58))
+    alignment = align_term(tiny_result, term.tgt_span)
+    pages = {"head": page.head_view_html(tiny_result, term, layer=1),
+             "model": page.model_view_html(tiny_result, term, layer=1, head=2),
+             "term": page.term_view_html(tiny_result.source, tiny_result.translation, "zh-en", term,
+                                         [page.term_panel(tiny_result, alignment, "tuned")])}
+    for name, html in pages.items():
+        chars, font = _embedded_font(html)
+        shown = set(cjk_chars(tiny_result.source))
+        assert shown <= chars, name  # the source's every character, tokens included
+        cmap = font.getBestCmap()
+        assert all(ord(c) in cmap for c in chars), name  # each with a glyph
+        assert len(cmap) < len(chars) + 10  # a subset, not the font (which maps ~30,000 characters)
+        # a few KB on top of the page, not the 2 MB font
+        assert len(html) - len(html.replace(re.search(r"@font-face[^\n]*\n", html).group(0), "")) < 40_000
+    assert "@font-face" not in page._doc("English only", "<p>Chest pain.</p>", "n0nce")
+    chars, _ = _embedded_font(page._doc("t", "<p>胸痛。</p>", "n0nce"))
+    assert chars == {"胸", "痛", "。"}

@@ -61,6 +61,19 @@ def test_bertviz_views_render_offline_with_term_highlighted(view, tiny_result, t
     assert not [c for c in view.page().console if "Content Security Policy" in c]
 
 
+def test_chinese_tokens_draw_with_the_embedded_font(view, tiny_result, tmp_path, qtbot):
+    """The page's own CJK font loads from the page (no system font needed) and the source tokens use it."""
+    head = page.write_page(page.head_view_html(tiny_result, TermSelection(TERM), layer=1), tmp_path / "head.html")
+    assert view.load_and_wait(head)
+    status = ("Array.from(document.fonts).filter(f => f.family.replace(/[\"']/g, '') === 'TSX CJK')"
+              ".map(f => f.status)")
+    qtbot.waitUntil(lambda: _js(view, status) == ["loaded"], timeout=10000)
+    assert _js(view, "document.fonts.check(\"14px 'TSX CJK'\", '心')") is True
+    family = _js(view, "getComputedStyle(document.querySelector('#right text')).fontFamily")
+    assert "TSX CJK" in family  # BertViz's own inline font stack was extended
+    assert view.interceptor.remote_requests() == []
+
+
 def test_xss_string_renders_as_text_and_runs_nothing(view, tiny_result, tmp_path):
     from tests.attention.test_page import _xss_result
 
