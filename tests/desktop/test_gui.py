@@ -230,10 +230,12 @@ def test_real_translation_terms_export_and_attention_hook(qtbot, app_settings, s
     assert w.panel.status_of(rows["急性心肌梗死"]) == "ok"
     assert w.panel.status_of(rows["患者"]) == "missing"  # the clinic list wants "subject"
     target_spans = w.terms.highlighted_spans("target")
-    # 诊断 -> "diagnose" is found as "diagnosed": inflection is tolerated (issue 13). 冠状动脉 -> "coronary
-    # artery" is there because the clinic list's terms are required in the prompt (the term block).
-    assert [out[s:e].lower() for s, e, _ in target_spans] == ["diagnosed", "acute myocardial infarction",
-                                                              "coronary artery"]
+    # 诊断 -> "diagnose" is found as "diagnosed": inflection is tolerated (issue 13). The 0.5B base was not
+    # trained with the term block, so its prompt carries none (it would copy the list): 冠状动脉 -> "coronary
+    # artery" is only checked, and the base model's wording misses it.
+    assert not w.act_term_block.isEnabled() and w.models.prompt_terms(w.source.toPlainText(), "zh-en") == []
+    assert [out[s:e].lower() for s, e, _ in target_spans] == ["diagnosed", "acute myocardial infarction"]
+    assert w.panel.status_of(rows["冠状动脉"]) == "missing"
     assert w.panel.status_of(rows["诊断"]) == "ok"
     assert "#ffc9c0" in {c for _, _, c in w.terms.highlighted_spans("source")}  # the missing term is flagged red
     # selecting a highlighted term emits the hook the attention view listens to
