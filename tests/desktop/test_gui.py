@@ -172,6 +172,11 @@ def test_ui_follows_chinese_locale(qtbot, app_settings, tiny_gguf):
         assert w.act_translate.text() == "翻译"
         assert w.act_stop.text() == "停止"
         assert w.panel.table.horizontalHeaderItem(0).text() == "术语"
+        # Strings of the window's parts (each its own translation context) are translated too.
+        assert "默认医学术语表" in w.panel.summary.text()  # TermHighlighter
+        assert w.act_term_block.toolTip().startswith("将已加载术语表")  # ModelController
+        w.source.setPlainText("患者头痛。")
+        assert w.documents.translate() is None and w.last_error == "请先加载模型。"  # DocumentController
         w.close()
     finally:
         app.removeTranslator(translator)
