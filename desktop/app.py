@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 
+from desktop.webengine_env import prepare_webengine
 from medcore.resources import RESOURCES_DIR
 
 I18N_DIR = RESOURCES_DIR / "i18n"
@@ -36,10 +36,8 @@ def setup_logging(debug: bool = False) -> None:
 
 
 def _preload_attention() -> None:
-    # Chromium refuses to start as root with its sandbox on (containers, CI): the attention view
-    # then takes the whole app down. Its pages are local files only, so run it unsandboxed there.
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+    # As root, Chromium's sandbox off (desktop/webengine_env.py); a window needs a display, so no offscreen.
+    prepare_webengine()
     # QtWebEngine (used by the attention view) must be imported before the QApplication exists.
     with contextlib.suppress(Exception):  # optional part
         import desktop.attention.dock  # noqa: F401

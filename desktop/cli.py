@@ -188,10 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--self-test"]:  # the installation check (desktop/selftest.py, packaging)
-        from desktop.selftest import main as self_test
+    if argv[:1] == ["--self-test"]:  # the installation check: its one entry point (desktop/selftest/)
+        from desktop.selftest.run import main as self_test
 
-        return int(self_test(argv))
+        return int(self_test(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -17,15 +17,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import highlight
 from medcore.redflags import RedFlag
 from medcore.terms import Inconsistency, TermCheck
 
-OK_COLOR = QColor("#c8f0c8")
-MISSING_COLOR = QColor("#ffc9c0")
-PENDING_COLOR = QColor("#fff3b0")
-ADVISORY_COLOR = QColor("#e8e8e8")   # a general-dictionary word: shown, not flagged
-ACCEPTED_COLOR = QColor("#d6e8ff")   # the reviewer accepted the model's wording
-FLAG_COLOR = QColor("#ffd8a8")       # a sentence with a clinical red flag
+# The panes' highlight colours (desktop/highlight.py), so a status reads the same in both.
+OK_COLOR = QColor(highlight.OK)
+MISSING_COLOR = QColor(highlight.MISSING)
+PENDING_COLOR = QColor(highlight.PENDING)
+ADVISORY_COLOR = QColor(highlight.ADVISORY)
+ACCEPTED_COLOR = QColor(highlight.ACCEPTED)
+FLAG_COLOR = QColor(highlight.FLAG)
 
 
 class GlossaryPanel(QWidget):

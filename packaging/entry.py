@@ -1,9 +1,7 @@
 """Entry point of the frozen app (``tsx-medtrans`` in the bundle).
 
-``--self-test`` runs :mod:`desktop.selftest` (exit status = its verdict); everything else goes to
-the app's own command line (``desktop.cli``: the window, ``translate``, ``attention``). The
-self-test is dispatched here as well as in ``desktop.cli`` so that a bundle can always test
-itself, even if the command-line module changes.
+``--version`` is answered here; everything else goes to the app's own command line (``desktop.cli``:
+the window, ``translate``, ``attention``, and ``--self-test``, whose one entry point it is).
 """
 
 import sys
@@ -11,10 +9,6 @@ import sys
 
 def main() -> int:
     argv = sys.argv[1:]
-    if argv[:1] == ["--self-test"]:
-        from desktop.selftest import main as selftest
-
-        return selftest(argv[1:])
     if argv[:1] == ["--version"]:
         from desktop import __version__
 

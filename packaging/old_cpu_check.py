@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "--direction", "zh-en", "--ctx", "512", "--threads", "2", "--max-tokens", "24",
                                        "-v"], args.timeout))
     if "selftest" in args.steps:  # the same short sentence: emulated AVX2 is ~100x slower
-        steps.append(run("selftest", [*base, "-m", "desktop.selftest", "--model", args.model, "--no-page",
+        steps.append(run("selftest", [*base, "-m", "desktop.cli", "--self-test", "--model", args.model, "--no-page",
                                       "--no-hash", "--ctx", "512", "--sentence", SENTENCE], args.timeout))
         if steps[-1]["ok"] or steps[-1]["stdout"]:
             try:

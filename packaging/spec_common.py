@@ -59,7 +59,8 @@ RESOURCE_SKIP_SUFFIXES = (".ts", ".pyc")  # Qt Linguist sources: the .qm files a
 
 HIDDEN_IMPORTS = [
     # entered only through importlib / lazily inside functions that the analysis may miss
-    "desktop.cli", "desktop.app", "desktop.selftest", "desktop.main_window",
+    "desktop.cli", "desktop.app", "desktop.main_window", "desktop.selftest", "desktop.selftest.run",
+    "desktop.selftest.report", "desktop.selftest.checks", "desktop.selftest.attention", "desktop.webengine_env",
     "desktop.attention.cli", "desktop.attention.dock", "desktop.attention.view",
     "desktop.attention.session", "desktop.attention.page", "desktop.attention.alignment",
     "desktop.attention.engine", "desktop.attention.tokens", "desktop.attention.worker",

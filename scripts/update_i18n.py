@@ -14,7 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TS = REPO / "resources" / "i18n" / "tsx_medtrans_zh_CN.ts"
-SOURCES = ["desktop/main_window.py", "desktop/glossary_panel.py", "desktop/model_dialog.py"]
+SOURCES = ["desktop/main_window.py", "desktop/term_highlighter.py", "desktop/model_controller.py",
+           "desktop/document_controller.py", "desktop/glossary_panel.py", "desktop/model_dialog.py"]
 
 ZH = {
     "Term": "术语", "Expected": "预期译法", "Found": "译文中", "Status": "状态",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -70,11 +69,9 @@ def _span(text: str, phrase: str | None, lang: str, what: str) -> tuple[int, int
 
 def render_png(html_path: Path, png_path: Path, width: int = 1200) -> Path:
     """Render a page with QtWebEngine and save a full-page picture (offscreen without a display)."""
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # Chromium refuses to run sandboxed as root
-        os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
-    os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--disable-gpu")
+    from desktop.webengine_env import prepare_webengine
+
+    prepare_webengine(offscreen="any", disable_gpu="always")  # a picture, no window: offscreen without a display
     import PySide6.QtWebEngineWidgets  # noqa: F401  (before the QApplication)
     from PySide6.QtWidgets import QApplication
 

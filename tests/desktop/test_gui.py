@@ -15,7 +15,8 @@ from PySide6.QtCore import QLocale, QObject, Slot  # noqa: E402
 from desktop import main_window  # noqa: E402
 from desktop.app import install_translator  # noqa: E402
 from desktop.engine import LoadOptions  # noqa: E402
-from desktop.main_window import MainWindow, py_to_qt, qt_to_py  # noqa: E402
+from desktop.highlight import py_to_qt, qt_to_py  # noqa: E402
+from desktop.main_window import MainWindow  # noqa: E402
 
 _SOCKET_EVENTS: list[str] = []
 
@@ -39,8 +40,8 @@ def _open(qtbot, app_settings, model, **kw) -> MainWindow:
 
 
 def _wait_loaded(qtbot, window, timeout=60000):
-    qtbot.waitUntil(lambda: window.model_info is not None or bool(window.last_error), timeout=timeout)
-    assert window.model_info is not None, window.last_error
+    qtbot.waitUntil(lambda: window.models.info is not None or bool(window.last_error), timeout=timeout)
+    assert window.models.info is not None, window.last_error
 
 
 @pytest.fixture
@@ -58,14 +59,14 @@ def test_streaming_translation_in_the_window(qtbot, tiny_window):
     tokens = []
     w.controller.worker.token.connect(lambda rid, piece: tokens.append(piece))
     before = len(_SOCKET_EVENTS)
-    w.max_new_tokens = 8
-    with qtbot.waitSignal(w.translationFinished, timeout=120000):
+    w.documents.max_new_tokens = 8
+    with qtbot.waitSignal(w.documents.translationFinished, timeout=120000):
         w.act_translate.trigger()
-        assert w.busy and w.act_stop.isEnabled()
-    assert not w.busy and w.result is not None
-    assert len(tokens) > 3 and "".join(tokens) == w.result.translation == w.target.toPlainText()
-    assert w.result.direction == "zh-en" and len(w.result.segments) == 3
-    assert w.result.translation.count("\n") >= 1  # the paragraph break survives
+        assert w.documents.busy and w.act_stop.isEnabled()
+    assert not w.documents.busy and w.documents.result is not None
+    assert len(tokens) > 3 and "".join(tokens) == w.documents.result.translation == w.target.toPlainText()
+    assert w.documents.result.direction == "zh-en" and len(w.documents.result.segments) == 3
+    assert w.documents.result.translation.count("\n") >= 1  # the paragraph break survives
     assert (w.progress.value(), w.progress.maximum()) == (3, 3)
     assert "tok/s" in w.speed_label.text()
     assert w.model_label.text().startswith("tiny-qwen2-test")
@@ -79,32 +80,32 @@ def test_streaming_translation_in_the_window(qtbot, tiny_window):
 
 def test_stop_interrupts_and_newest_request_wins(qtbot, tiny_window):
     w = tiny_window
-    w.max_new_tokens = 400
+    w.documents.max_new_tokens = 400
     w.source.setPlainText("患者入院后给予阿司匹林治疗，症状缓解。")
-    first = w.translate()
+    first = w.documents.translate()
     qtbot.waitUntil(lambda: len(w.target.toPlainText()) > 0, timeout=60000)
-    second = w.translate()  # a new request while the first is generating
+    second = w.documents.translate()  # a new request while the first is generating
     assert second == first + 1
-    with qtbot.waitSignal(w.translationFinished, timeout=60000):
+    with qtbot.waitSignal(w.documents.translationFinished, timeout=60000):
         qtbot.waitUntil(lambda: len(w.target.toPlainText()) > 2, timeout=60000)
         w.act_stop.trigger()
-    assert w.result is not None and w.result.cancelled
-    seg = w.result.segments[-1]
+    assert w.documents.result is not None and w.documents.result.cancelled
+    seg = w.documents.result.segments[-1]
     assert seg.finish_reason == "cancelled" and seg.generated_tokens < seg.max_tokens
-    assert w.target.toPlainText() == w.result.translation  # nothing of the first request leaked in
+    assert w.target.toPlainText() == w.documents.result.translation  # nothing of the first request leaked in
     assert "Stopped" in w.statusBar().currentMessage()
     assert not w.act_stop.isEnabled()
 
 
 def test_glossary_highlighting_on_mixed_text(qtbot, tiny_window, term_files):
     w = tiny_window
-    w.set_default_glossary(False)  # only the two lists below
-    assert w.load_glossaries([str(p) for p in term_files])
+    w.terms.set_default_glossary(False)  # only the two lists below
+    assert w.terms.load_glossaries([str(p) for p in term_files])
     text = "𠮷2型糖尿病（type 2 diabetes）患者，HbA1c 8.5%，合并高血压、肺炎。"
     w.source.setPlainText(text)
-    w._refresh_source_terms()
+    w.documents.source_changed()
     assert w.detected_label.text().strip() == "zh→en"
-    spans = w.highlighted_spans("source")
+    spans = w.terms.highlighted_spans("source")
     terms = [text[s:e] for s, e, _ in spans]
     assert terms == ["糖尿病", "患者", "高血压", "肺炎"]  # longest match, astral 𠮷 does not shift offsets
     assert {colour for _, _, colour in spans} == {"#fff3b0"}  # pending before a translation
@@ -115,10 +116,10 @@ def test_glossary_highlighting_on_mixed_text(qtbot, tiny_window, term_files):
     assert qt_to_py(text, py_to_qt(text, 5)) == 5
     # English source: case-insensitive, whole words only
     w.source.setPlainText("Prediabetes is not Diabetes; PNEUMONIA and hypertension are.")
-    w._refresh_source_terms()
+    w.documents.source_changed()
     src = w.source.toPlainText()
-    assert [src[s:e] for s, e, _ in w.highlighted_spans("source")] == ["Diabetes", "PNEUMONIA", "hypertension"]
-    assert w.direction() == "en-zh"
+    assert [src[s:e] for s, e, _ in w.terms.highlighted_spans("source")] == ["Diabetes", "PNEUMONIA", "hypertension"]
+    assert w.documents.direction() == "en-zh"
 
 
 def test_broken_model_shows_a_clear_message(qtbot, app_settings, tmp_path, tiny_gguf):
@@ -129,11 +130,11 @@ def test_broken_model_shows_a_clear_message(qtbot, app_settings, tmp_path, tiny_
     assert not w.act_translate.isEnabled()
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(tiny_gguf.read_bytes()[: tiny_gguf.stat().st_size // 2])
-    w.load_model(str(cut))
+    w.models.load(str(cut))
     qtbot.waitUntil(lambda: bool(w.last_error), timeout=30000)
     assert "could not load cut.gguf" in w.last_error
-    assert w.model_info is None
-    w.load_model(str(tiny_gguf))  # recovers with a good model
+    assert w.models.info is None
+    w.models.load(str(tiny_gguf))  # recovers with a good model
     _wait_loaded(qtbot, w)
     assert not w.banner.isVisible()
     w.close()
@@ -171,6 +172,11 @@ def test_ui_follows_chinese_locale(qtbot, app_settings, tiny_gguf):
         assert w.act_translate.text() == "翻译"
         assert w.act_stop.text() == "停止"
         assert w.panel.table.horizontalHeaderItem(0).text() == "术语"
+        # Strings of the window's parts (each its own translation context) are translated too.
+        assert "默认医学术语表" in w.panel.summary.text()  # TermHighlighter
+        assert w.act_term_block.toolTip().startswith("将已加载术语表")  # ModelController
+        w.source.setPlainText("患者头痛。")
+        assert w.documents.translate() is None and w.last_error == "请先加载模型。"  # DocumentController
         w.close()
     finally:
         app.removeTranslator(translator)
@@ -184,18 +190,18 @@ def test_attention_dock_receives_the_selected_term(qtbot, app_settings, tiny_ggu
     assert isinstance(w.attention, main_window.AttentionDock)
     calls = []
     w.attention.show_term = lambda *args: calls.append(args)  # record instead of running transformers
-    w.set_default_glossary(False)
-    w.load_glossaries([str(p) for p in term_files])
+    w.terms.set_default_glossary(False)
+    w.terms.load_glossaries([str(p) for p in term_files])
     w.source.setPlainText("既往有高血压病史。")
-    w._refresh_source_terms()
+    w.documents.source_changed()
     w.panel.table.selectRow(0)
     # The last argument is the term block the translation's prompt carried (the attention runs that
     # prompt): none for a model not trained with the block, whose action is then off limits.
     assert calls == [("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()), [])]
     assert not w.act_term_block.isEnabled()
     # A tuned model whose stage 2 saw the block: the same term now carries it.
-    w.model_info.adapters, w.model_info.adapters_active = [{"stage": 2, "term_block_share": 0.5}], True
-    w._update_buttons()
+    w.models.info.adapters, w.models.info.adapters_active = [{"stage": 2, "term_block_share": 0.5}], True
+    w.update_actions()
     assert w.act_term_block.isEnabled()
     w.panel.table.selectRow(1)
     w.panel.table.selectRow(0)
@@ -213,30 +219,32 @@ def test_real_translation_terms_export_and_attention_hook(qtbot, app_settings, s
     app_settings.set_load_options(small_gguf, LoadOptions(n_ctx=1024))
     w = _open(qtbot, app_settings, small_gguf)
     _wait_loaded(qtbot, w)
-    w.set_default_glossary(False)
-    w.load_glossaries([str(p) for p in term_files])
+    w.terms.set_default_glossary(False)
+    w.terms.load_glossaries([str(p) for p in term_files])
     src = tmp_path / "note.txt"
     src.write_bytes("患者诊断为急性心肌梗死，行经皮冠状动脉介入治疗。".encode("gb18030"))
-    assert w.open_file(str(src))
+    assert w.documents.open_file(str(src))
     pieces = []
     w.controller.worker.token.connect(lambda rid, p: pieces.append(p))
-    w.max_new_tokens = 40
-    with qtbot.waitSignal(w.translationFinished, timeout=240000):
-        w.translate()
+    w.documents.max_new_tokens = 40
+    with qtbot.waitSignal(w.documents.translationFinished, timeout=240000):
+        w.documents.translate()
     out = w.target.toPlainText()
     assert len(pieces) >= 5 and "acute myocardial infarction" in out.lower()
-    rows = {c.hit.span.text: i for i, c in enumerate(w.checks)}
+    rows = {c.hit.span.text: i for i, c in enumerate(w.terms.checks)}
     assert w.panel.status_of(rows["急性心肌梗死"]) == "ok"
     assert w.panel.status_of(rows["患者"]) == "missing"  # the clinic list wants "subject"
-    target_spans = w.highlighted_spans("target")
-    # 诊断 -> "diagnose" is found as "diagnosed": inflection is tolerated (issue 13). 冠状动脉 -> "coronary
-    # artery" is there because the clinic list's terms are required in the prompt (the term block).
-    assert [out[s:e].lower() for s, e, _ in target_spans] == ["diagnosed", "acute myocardial infarction",
-                                                              "coronary artery"]
+    target_spans = w.terms.highlighted_spans("target")
+    # 诊断 -> "diagnose" is found as "diagnosed": inflection is tolerated (issue 13). The 0.5B base was not
+    # trained with the term block, so its prompt carries none (it would copy the list): 冠状动脉 -> "coronary
+    # artery" is only checked, and the base model's wording misses it.
+    assert not w.act_term_block.isEnabled() and w.models.prompt_terms(w.source.toPlainText(), "zh-en") == []
+    assert [out[s:e].lower() for s, e, _ in target_spans] == ["diagnosed", "acute myocardial infarction"]
+    assert w.panel.status_of(rows["冠状动脉"]) == "missing"
     assert w.panel.status_of(rows["诊断"]) == "ok"
-    assert "#ffc9c0" in {c for _, _, c in w.highlighted_spans("source")}  # the missing term is flagged red
+    assert "#ffc9c0" in {c for _, _, c in w.terms.highlighted_spans("source")}  # the missing term is flagged red
     # selecting a highlighted term emits the hook the attention view listens to
-    with qtbot.waitSignal(w.termSelected, timeout=5000) as blocker:
+    with qtbot.waitSignal(w.terms.termSelected, timeout=5000) as blocker:
         cursor = w.source.textCursor()
         cursor.setPosition(py_to_qt(w.source.toPlainText(), 7))  # inside 急性心肌梗死 (5..11)
         w.source.setTextCursor(cursor)
@@ -245,18 +253,18 @@ def test_real_translation_terms_export_and_attention_hook(qtbot, app_settings, s
     assert translation[tgt_span[0]:tgt_span[1]].lower() == "acute myocardial infarction"
     assert w.panel.table.currentRow() == rows["急性心肌梗死"]
     # export with term report and provenance
-    w.export_report(str(tmp_path / "report.json"))
+    w.documents.export_report(str(tmp_path / "report.json"))
     payload = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     from desktop.provenance import model_sha256
 
     assert payload["provenance"]["model_sha256"] == model_sha256(small_gguf)
     assert payload["term_report"]["missing"] >= 1
-    w.export_report(str(tmp_path / "report.txt"))
+    w.documents.export_report(str(tmp_path / "report.txt"))
     report = (tmp_path / "report.txt").read_text(encoding="utf-8")
     assert "REVIEW  患者" in report and "model sha256:" in report and "Red flags" in report
-    w.save_translation(str(tmp_path / "t.txt"))
+    w.documents.save_translation(str(tmp_path / "t.txt"))
     assert (tmp_path / "t.txt").read_text(encoding="utf-8").strip() == out.strip()
-    w.clear()
+    w.documents.clear()
     assert w.source.toPlainText() == "" and w.target.toPlainText() == ""
     w.close()
 
@@ -264,44 +272,44 @@ def test_real_translation_terms_export_and_attention_hook(qtbot, app_settings, s
 def test_default_glossary_red_flags_and_per_term_review(qtbot, tiny_window, tmp_path):
     w = tiny_window
     # First start: the shipped medical glossary is loaded without the user doing anything.
-    assert w.glossary is not None and len(w.glossary) > 20000
+    assert w.terms.glossary is not None and len(w.terms.glossary) > 20000
     assert "default medical glossary" in w.panel.summary.text() and w.act_default_glossary.isChecked()
     text = "患者头痛。给予阿司匹林 100 mg，左侧胸痛。"
     w.source.setPlainText(text)
-    w._refresh_source_terms()
-    assert {text[s:e] for s, e, _ in w.highlighted_spans("source")} >= {"头痛", "阿司匹林", "胸痛"}
-    w.max_new_tokens = 6
-    with qtbot.waitSignal(w.translationFinished, timeout=120000):
-        w.translate()
+    w.documents.source_changed()
+    assert {text[s:e] for s, e, _ in w.terms.highlighted_spans("source")} >= {"头痛", "阿司匹林", "胸痛"}
+    w.documents.max_new_tokens = 6
+    with qtbot.waitSignal(w.documents.translationFinished, timeout=120000):
+        w.documents.translate()
     # Random weights cannot carry "100 mg" and "左" over: sentence 2 is flagged, in the panel and the pane.
-    assert any(f.kind == "number" and f.segment == 1 for f in w.flags)
-    assert w.panel.flags_table.rowCount() == len(w.flags) + len(w.inconsistencies)
+    assert any(f.kind == "number" and f.segment == 1 for f in w.terms.flags)
+    assert w.panel.flags_table.rowCount() == len(w.terms.flags) + len(w.terms.inconsistencies)
     assert w.panel.flags_table.item(0, 0).text() in ("1", "2")
-    second = w.result.segments[1]
-    assert (second.start, second.end, "#ffd8a8") in w.highlighted_spans("source")
-    row = next(i for i, f in enumerate(w.flags) if f.segment == 1)
-    w.select_flag(row)
+    second = w.documents.result.segments[1]
+    assert (second.start, second.end, "#ffd8a8") in w.terms.highlighted_spans("source")
+    row = next(i for i, f in enumerate(w.terms.flags) if f.segment == 1)
+    w.terms.select_flag(row)
     assert w.source.textCursor().selectedText() == text[second.start:second.end]
-    payload = w.payload()
+    payload = w.documents.payload()
     assert payload["complete"] is False and payload["red_flags"]
     assert payload["provenance"]["glossaries"][0] == "default medical glossary"
     # Per-term review: accept the model's wording, or add it to the user's own glossary file.
-    row = next(i for i, c in enumerate(w.checks) if c.flagged)
-    term = w.checks[row].hit.span.text
-    w.accept_term(row)
-    assert w.panel.status_of(row) == "accepted" and w.payload()["term_report"]["accepted"] == 1
-    assert w.add_term_to_user_glossary(row, w.result.translation.split()[0] if w.result.translation.split() else "x")
+    row = next(i for i, c in enumerate(w.terms.checks) if c.flagged)
+    term = w.terms.checks[row].hit.span.text
+    w.terms.accept_term(row)
+    assert w.panel.status_of(row) == "accepted" and w.documents.payload()["term_report"]["accepted"] == 1
+    assert w.terms.add_term_to_user_glossary(row, w.documents.result.translation.split()[0] if w.documents.result.translation.split() else "x")
     own = tmp_path / "my_glossary.tsv"
     assert own.read_text(encoding="utf-8").startswith(term + "\t")
     assert "my_glossary.tsv" in w.panel.summary.text()
-    refreshed = next(c for c in w.checks if c.hit.span.text == term)
+    refreshed = next(c for c in w.terms.checks if c.hit.span.text == term)
     assert refreshed.ok  # the user's wording is now an expected translation, found in the output
     # The default glossary can be turned off; "Clear glossary" unloads everything.
-    w.clear_glossaries()
-    assert w.glossary is not None and len(w.glossary) < 10  # only the user's own file remains
+    w.terms.clear_glossaries()
+    assert w.terms.glossary is not None and len(w.terms.glossary) < 10  # only the user's own file remains
     own.unlink()
-    w.load_glossaries([])
-    assert w.glossary is None and "No glossary loaded." in w.panel.summary.text()
+    w.terms.load_glossaries([])
+    assert w.terms.glossary is None and "No glossary loaded." in w.panel.summary.text()
 
 
 def test_parallel_segments_stream_in_place_and_stop_cancels_all(qtbot, tiny_window):
@@ -313,7 +321,7 @@ def test_parallel_segments_stream_in_place_and_stop_cancels_all(qtbot, tiny_wind
 
     w = tiny_window
     w.source.setPlainText("第一句。第二句。\n第三句。第四句。第五句。")
-    w.max_new_tokens = 6
+    w.documents.max_new_tokens = 6
     plans, panes, mismatches = [], [], []
     worker = w.controller.worker
     worker.planned.connect(lambda rid, plan: plans.append(plan))
@@ -321,16 +329,16 @@ def test_parallel_segments_stream_in_place_and_stop_cancels_all(qtbot, tiny_wind
     class Watcher(QObject):  # lives in the GUI thread: its slot is queued after the window's own
         @Slot(int, int, str)
         def after_piece(self, rid, index, piece):
-            if w._view is not None:
+            if w.documents.view is not None:
                 panes.append(w.target.toPlainText())
-                if panes[-1] != w._view.text():
+                if panes[-1] != w.documents.view.text():
                     mismatches.append(index)
 
     watcher = Watcher()
     worker.segmentPiece.connect(watcher.after_piece)
-    with qtbot.waitSignal(w.translationFinished, timeout=120000):
+    with qtbot.waitSignal(w.documents.translationFinished, timeout=120000):
         w.act_translate.trigger()
-    result = w.result
+    result = w.documents.result
     assert plans and plans[-1].parallel > 1 and result.parallel == plans[-1].parallel
     assert not mismatches and panes
     assert panes[0].count(PLACEHOLDER) == 4  # one segment started, four waiting in their places
@@ -340,14 +348,14 @@ def test_parallel_segments_stream_in_place_and_stop_cancels_all(qtbot, tiny_wind
     assert (w.progress.value(), w.progress.maximum(), w.progress.format()) == (5, 5, "5/5")
 
     threads = set(threading.enumerate())
-    w.max_new_tokens = 400
+    w.documents.max_new_tokens = 400
     panes.clear()
-    w.translate()
-    with qtbot.waitSignal(w.translationFinished, timeout=60000):
+    w.documents.translate()
+    with qtbot.waitSignal(w.documents.translationFinished, timeout=60000):
         qtbot.waitUntil(lambda: len(panes) > 8, timeout=60000)
         w.act_stop.trigger()
-    result = w.result
+    result = w.documents.result
     assert result.cancelled and result.parallel > 1
     assert result.segments and all(s.finish_reason == "cancelled" for s in result.segments)
-    assert w.target.toPlainText() == result.translation and not w.busy
+    assert w.target.toPlainText() == result.translation and not w.documents.busy
     assert set(threading.enumerate()) == threads  # no thread left behind

@@ -1,4 +1,5 @@
-"""``tsx-medtrans --self-test``: its report and exit status on failures, and one real run."""
+"""``tsx-medtrans --self-test`` (its one entry point, run as ``python -m desktop.cli --self-test``): its report
+and exit status on failures and bad arguments, and real runs."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import pytest
 
 from medcore.models import APP_MODEL, BUNDLED, SMALL_MODEL
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run_selftest(args: list[str], env_extra: dict[str, str], timeout: float = 300) -> tuple[int, dict, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen", **env_extra)
-    proc = subprocess.run([sys.executable, "-m", "desktop.selftest", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "desktop.cli", "--self-test", *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=timeout)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
@@ -54,38 +55,13 @@ def test_not_a_gguf_file_fails(tmp_path):
     assert rc == 1 and "is not a GGUF file" in checks(report)["model"]["error"]
 
 
-def test_pick_term_finds_a_word_in_either_language():
-    from desktop.selftest import SENTENCES, pick_term
+def test_help_and_bad_arguments_exit_without_running_a_check(capsys):
+    from desktop.cli import main
 
-    en = SENTENCES["en-zh"]
-    span = pick_term(en, "en")
-    assert en[span[0]:span[1]] == "percutaneous"
-    zh = SENTENCES["zh-en"]
-    zh_span = pick_term(zh, "zh")
-    assert zh[zh_span[0]:zh_span[1]] in zh and zh_span[1] - zh_span[0] == 4
-
-
-@pytest.mark.bundled
-def test_attention_check_is_real_and_fails_once_torch_is_imported(small_gguf, monkeypatch):
-    """The self-test's attention check captures the model's own attention and refuses a torch import."""
-    import types
-
-    from desktop.attention.llama_engine import LlamaAttentionEngine
-    from desktop.selftest import SENTENCES, CheckFailed, check_attention
-
-    zh, en = SENTENCES["zh-en"], SENTENCES["en-zh"]
-    engine = LlamaAttentionEngine(small_gguf, threads=1)
-    try:
-        monkeypatch.delitem(sys.modules, "torch", raising=False)
-        detail, span = check_attention(engine, zh, en, "zh-en")
-        assert detail["engine"] == "llama.cpp" and (detail["layers"], detail["heads"]) == (24, 14)
-        assert detail["term"] == "percutaneous" and detail["src_text"] and detail["torch_imported"] is False
-        assert 0.0 < detail["kept_mass_mean"] < 1.0 and detail["compare_with_base"] is False
-        monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # as if something had imported it
-        with pytest.raises(CheckFailed, match="torch was imported"):
-            check_attention(engine, zh, en, "zh-en")
-    finally:
-        engine.close()
+    assert main(["--self-test", "--help"]) == 0
+    assert "tsx-medtrans --self-test" in capsys.readouterr().out
+    assert main(["--self-test", "--ctx", "many"]) == 2
+    assert "invalid int value" in capsys.readouterr().err
 
 
 @pytest.mark.bundled
