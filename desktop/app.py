@@ -6,6 +6,7 @@ import contextlib
 import logging
 import sys
 
+from desktop.fonts import install_app_font
 from desktop.webengine_env import prepare_webengine
 from medcore.resources import RESOURCES_DIR
 
@@ -54,6 +55,7 @@ def create_app(argv: list[str] | None = None):
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("TSX-MedTrans")
     install_translator(app)
+    install_app_font()  # Chinese text on desktops without a CJK font
     return app
 
 

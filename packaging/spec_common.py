@@ -53,7 +53,7 @@ RUNTIME_HOOK = ROOT / "packaging" / "rthook_tsx.py"
 
 # resources/ sub-folders the app reads at run time (trainer configs and converter probes are not).
 # models: tuned-model specs + adapters; glossary: the default medical glossary with its sources and NOTICE.md;
-# fonts: the CJK font whose glyphs the attention pages embed (desktop.attention.fonts)
+# fonts: the CJK font whose glyphs the attention pages embed (desktop.fonts)
 RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples", "models", "glossary", "fonts")
 RESOURCE_SKIP_SUFFIXES = (".ts", ".pyc")  # Qt Linguist sources: the .qm files are what loads
 
@@ -64,7 +64,7 @@ HIDDEN_IMPORTS = [
     "desktop.attention.cli", "desktop.attention.dock", "desktop.attention.view",
     "desktop.attention.session", "desktop.attention.page", "desktop.attention.alignment",
     "desktop.attention.engine", "desktop.attention.tokens", "desktop.attention.worker",
-    "desktop.attention.llama_engine", "desktop.attention.fonts", "medcore.attention_capture",
+    "desktop.attention.llama_engine", "desktop.fonts", "medcore.attention_capture",
     # fontTools imports each font table's module by its tag, at run time
     "fontTools.subset", "fontTools.ttLib.woff2", "fontTools.ttLib.tables._c_m_a_p", "fontTools.ttLib.tables._g_l_y_f",
     "fontTools.ttLib.tables._l_o_c_a", "fontTools.ttLib.tables._h_m_t_x", "fontTools.ttLib.tables._h_e_a_d",

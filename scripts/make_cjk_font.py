@@ -3,7 +3,7 @@
 Many Linux desktops in clinics have no CJK font, and an exported attention page is opened on
 machines nobody controls: without glyphs every Chinese token is a tofu box. The app therefore ships
 one CJK font, WenQuanYi Micro Hei (Apache-2.0, "or GPL-3+ with font exception"), and every page
-embeds the subset of glyphs it uses (:mod:`desktop.attention.fonts`).
+embeds the subset of glyphs it uses (:mod:`desktop.fonts`).
 
 The font comes from Debian's package (a registry this project may use), not from a website:
 

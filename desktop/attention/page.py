@@ -117,8 +117,8 @@ mark.term { background: #fde2e1; color: #b03a2e; font-weight: bold; padding: 0 1
 
 
 def _doc(title: str, body: str, nonce: str, extra_css: str = "") -> str:
-    """The page around ``body``, with the glyphs of every CJK character in it embedded (:mod:`.fonts`)."""
-    from desktop.attention.fonts import font_face_css
+    """The page around ``body``, with the glyphs of every CJK character in it embedded (:mod:`desktop.fonts`)."""
+    from desktop.fonts import font_face_css
 
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
            "img-src data:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'")

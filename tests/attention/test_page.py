@@ -130,7 +130,7 @@ def _embedded_font(html: str):
 
 def test_pages_embed_the_glyphs_of_their_chinese_text(tiny_result):
     """Every CJK character a page shows is in its embedded font subset, and nothing much else."""
-    from desktop.attention.fonts import cjk_chars
+    from desktop.fonts import cjk_chars
 
     term = TermSelection((31, 58))
     alignment = align_term(tiny_result, term.tgt_span)

@@ -1,6 +1,12 @@
-"""The CJK glyphs a page shows, embedded in the page: Chinese reads on machines without a CJK font.
+"""Chinese on machines without a CJK font: the shipped font, in the app's widgets and in its pages.
 
-Every attention page (in the app and exported) carries an ``@font-face`` whose source is a WOFF
+Many Linux desktops in clinics have no CJK font: Qt and Chromium then draw every Chinese character
+as a box. The app ships WenQuanYi Micro Hei (``resources/fonts``, see ``scripts/make_cjk_font.py``)
+and uses it twice:
+
+* :func:`install_app_font` registers it with Qt at start, so the text panes, glossary table and
+  menus fall back to it for CJK characters when the system has no such font;
+* every attention page (in the app and exported) carries an ``@font-face`` whose source is a WOFF
 subset of the shipped WenQuanYi Micro Hei (``resources/fonts``, see ``scripts/make_cjk_font.py``)
 holding exactly the CJK characters in the page, as a ``data:`` URL (the pages' Content-Security-Policy
 allows fonts from ``data:`` only). ``unicode-range`` limits the face to those characters, so Latin
@@ -55,6 +61,23 @@ def _subset_woff(chars: str) -> tuple[bytes, str]:
     font.flavor = "woff"
     font.save(buffer)
     return buffer.getvalue(), covered
+
+
+def install_app_font() -> str | None:
+    """Register the shipped CJK font with Qt (needs a QGuiApplication); its family, or None if unusable."""
+    from PySide6.QtGui import QFontDatabase
+
+    try:
+        path = resource_path(*FONT_FILE)
+    except OSError as exc:
+        log.warning("no CJK font for the app: %s", exc)
+        return None
+    font_id = QFontDatabase.addApplicationFont(str(path))
+    families = QFontDatabase.applicationFontFamilies(font_id) if font_id >= 0 else []
+    if not families:
+        log.warning("Qt could not load the CJK font %s: Chinese depends on the system's fonts", path)
+        return None
+    return families[0]
 
 
 def font_face_css(text: str) -> str:
