@@ -50,7 +50,7 @@ def test_bertviz_pages_are_offline_and_escaped(tiny_result):
         nonce = re.search(r"'nonce-([^']+)'", html).group(1)
         assert all(f'nonce="{nonce}"' in tag for tag in re.findall(r"^<script\b[^>]*>", html, re.M)
                    if "application/json" not in tag)
-        assert '"default_filter": "4"' in html  # opens on Translation -> Source
+        assert '"default_filter":"4"' in html  # opens on Translation -> Source
         assert "Translation → Source" in html
         # the escaped token is still there, as data
         assert "\\u003c/script\\u003e\\u003cscript\\u003ewindow.__xss=1" in html
@@ -81,9 +81,9 @@ def test_layers_are_thinned_to_fit_the_budget(tiny_result):
                   generation=np.repeat(tiny_result.generation, 12, axis=0),
                   generation_kept_mass=np.repeat(tiny_result.generation_kept_mass, 12, axis=0))
     n = big.n_src + big.n_tgt
-    per_layer = 2 * n * n * big.n_heads
+    per_layer = n * n * big.n_heads
     html = page.head_view_html(big, TermSelection((31, 58)), layer=13, max_values=per_layer * 5)
-    layers = json.loads(re.search(r'"include_layers": (\[[^\]]*\])', html).group(1))
+    layers = json.loads(re.search(r'"include_layers":(\[[^\]]*\])', html).group(1))
     assert len(layers) == 5 and 13 in layers and layers == sorted(layers)
     assert "Layers shown" in html
     assert page.pick_layers(24, 10, 1000) == list(range(24))
@@ -150,3 +150,27 @@ def test_pages_embed_the_glyphs_of_their_chinese_text(tiny_result):
     assert "@font-face" not in page._doc("English only", "<p>Chest pain.</p>", "n0nce")
     chars, _ = _embedded_font(page._doc("t", "<p>胸痛。</p>", "n0nce"))
     assert chars == {"胸", "痛", "。"}
+
+
+def test_compact_params_keep_every_weight_and_shrink_the_page(tiny_result):
+    """The four sentence-pair blocks are stored as coordinates into the full matrix; cut back out
+    (as the page's tsxExpand does) they equal BertViz's own params, value for value."""
+    head_view = page._bertviz_view("head_view")
+    raw = head_view(attention=page._layers(tiny_result.attentions, range(tiny_result.n_layers)),
+                    tokens=tiny_result.tokens, sentence_b_start=tiny_result.n_src, prettify_tokens=False,
+                    html_action="return").data
+    start = raw.index("const params = ") + len("const params = ")
+    original_text = raw[start:raw.index("; // HACK", start)]
+    original = json.loads(original_text)
+    compact = json.loads(page.compact_params(original_text))
+    full = np.asarray(compact["attention"][0]["attn"])
+    assert [("tsx_cut" in e, "attn" in e) for e in compact["attention"]] == [(False, True)] + [(True, False)] * 4
+    n_src = tiny_result.n_src
+    n = n_src + tiny_result.n_tgt
+    assert [e["tsx_cut"] for e in compact["attention"][1:]] == [[0, n_src, 0, n_src], [n_src, n, n_src, n],
+                                                                [0, n_src, n_src, n], [n_src, n, 0, n_src]]
+    for mine, theirs in zip(compact["attention"], original["attention"], strict=True):
+        r0, r1, c0, c1 = mine.get("tsx_cut", [0, n, 0, n])
+        np.testing.assert_array_equal(full[:, :, r0:r1, c0:c1], np.asarray(theirs["attn"]))
+        assert mine["left_text"] == theirs["left_text"] and mine["right_text"] == theirs["right_text"]
+    assert len(page.compact_params(original_text)) < 0.45 * len(original_text)
