@@ -258,7 +258,10 @@ __all__ = ["AdapterEntry", "ModelSpec", "ResolvedModel", "SpecError", "default_b
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m medcore.modelspec [default|base|list]``: for Makefiles and installers."""
+    """``python -m medcore.modelspec [default|base|base-file|list]``: for Makefiles and installers.
+
+    ``base-file`` prints the default model's bundled base GGUF file name and its sha256 (the Windows
+    installer recipe ships that file)."""
     import sys
 
     what = (argv if argv is not None else sys.argv[1:]) or ["default"]
@@ -266,13 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         print(default_model())
     elif what[0] == "base":
         print(default_base_name())
+    elif what[0] == "base-file":
+        model = BUNDLED[default_base_name()]
+        print(model.filename, model.sha256)
     elif what[0] == "list":
         for spec in list_specs():
             missing = spec.missing()
             print(f"{spec.name}\t{spec.base}\t{len(spec.adapters)} adapter(s)\t"
                   + ("ok" if not missing else "; ".join(missing)))
     else:
-        print("usage: python -m medcore.modelspec [default|base|list]", file=sys.stderr)
+        print("usage: python -m medcore.modelspec [default|base|base-file|list]", file=sys.stderr)
         return 2
     return 0
 

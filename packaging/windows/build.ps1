@@ -8,8 +8,8 @@
 # packaging\llamacpp_wheel.py, as `make` does on Linux: GGML_NATIVE=OFF, GGML_BACKEND_DL, one
 # ggml-cpu-<variant>.dll per instruction-set level, no AMX; MSVC builds no zen4/cooperlake variant,
 # so AVX-512 CPUs get icelake/cascadelake/skylakex there); or pass a wheel built that way with
-# -LlamaWheel; Inno Setup 6 (iscc); the default model in
-# %USERPROFILE%\.local\share\tsx-medtrans\models (`tsx-models fetch`).
+# -LlamaWheel; Inno Setup 6 (iscc). The default model's base (resources\models\default.yaml) is
+# fetched into %USERPROFILE%\.local\share\tsx-medtrans\models by the "default model" step.
 param(
     [switch]$NoModel,
     [string]$LlamaWheel = ""
@@ -41,6 +41,11 @@ Step "venv" {
     & "$Venv\Scripts\python.exe" -m pip install -q --no-cache-dir -c requirements\constraints.txt $LlamaWheel
     & "$Venv\Scripts\python.exe" -m pip install -q --only-binary llama-cpp-python -c requirements\constraints.txt -e ".[desktop,package]"
 }
+Step "default model" {
+    # The base GGUF of the default model (resources\models\default.yaml, the one place it is named).
+    $script:ModelFile, $script:ModelSha256 = (& "$Venv\Scripts\python.exe" -m medcore.modelspec base-file).Trim().Split(" ")
+    if (-not $NoModel) { & "$Venv\Scripts\tsx-models.exe" fetch (& "$Venv\Scripts\python.exe" -m medcore.modelspec base) }
+}
 Step "pyinstaller" {
     & "$Venv\Scripts\python.exe" -m PyInstaller --noconfirm --clean --log-level WARN `
         --workpath build\pyinstaller-win\work --distpath build\pyinstaller-win\dist packaging\windows\tsx-medtrans.spec
@@ -57,11 +62,10 @@ Step "stage" {
     if (Test-Path "$Stage\tsx-medtrans\_internal\llama_cpp\lib\ggml-cpu-sapphirerapids.dll") { throw "bundle has the AMX variant" }
     if (-not $NoModel) {
         $models = "$env:USERPROFILE\.local\share\tsx-medtrans\models"
-        $file = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-        Copy-Item "$models\$file" "$Stage\models\$file"
-        $hash = (Get-FileHash -Algorithm SHA256 "$Stage\models\$file").Hash.ToLower()
-        if ($hash -ne "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046") { throw "model hash mismatch: $hash" }
-        "$hash  $file" | Set-Content -Encoding ascii "$Stage\models\SHA256SUMS"
+        Copy-Item "$models\$ModelFile" "$Stage\models\$ModelFile"
+        $hash = (Get-FileHash -Algorithm SHA256 "$Stage\models\$ModelFile").Hash.ToLower()
+        if ($hash -ne $ModelSha256) { throw "model hash mismatch: $hash (expected $ModelSha256)" }
+        "$hash  $ModelFile" | Set-Content -Encoding ascii "$Stage\models\SHA256SUMS"
     }
 }
 Step "self-test (unpacked bundle)" {
@@ -70,7 +74,8 @@ Step "self-test (unpacked bundle)" {
 Step "inno-setup" {
     $iscc = (Get-Command iscc -ErrorAction SilentlyContinue).Source
     if (-not $iscc) { $iscc = "${env:ProgramFiles(x86)}\Inno Setup 6\ISCC.exe" }
-    & $iscc "/DAppVersion=$Version" "/DStage=$Root\$Stage" packaging\windows\tsx-medtrans.iss
+    & $iscc "/DAppVersion=$Version" "/DStage=$Root\$Stage" "/DModelFile=$ModelFile" "/DModelSha256=$ModelSha256" `
+        packaging\windows\tsx-medtrans.iss
 }
 $setup = Get-Item "dist\packages\tsx-medtrans-$Version-setup*.exe"
 $bundle = (Get-ChildItem -Recurse -File "$Stage\tsx-medtrans" | Measure-Object -Sum Length).Sum

@@ -7,7 +7,9 @@
 ; Attention views are part of main: llama.cpp computes the attention (there is no torch add-on).
 ;
 ; Build: packaging\windows\build.ps1 runs PyInstaller, prepares the staging folder and calls
-;   iscc /DAppVersion=0.1.0 /DStage=<staging dir> packaging\windows\tsx-medtrans.iss
+;   iscc /DAppVersion=0.1.0 /DStage=<staging dir> /DModelFile=<gguf> /DModelSha256=<sha256> packaging\windows\tsx-medtrans.iss
+; build.ps1 passes ModelFile/ModelSha256 from `python -m medcore.modelspec base-file`: the base of the
+; default model named once, in resources/models/default.yaml.
 ; The app hash-checks the model on each user's first start (tsx_firstrun.py); the installer also
 ; checks it once after copying (GetSHA256OfFile) and refuses to finish on a mismatch.
 
@@ -17,8 +19,12 @@
 #ifndef Stage
   #define Stage "..\..\build\windows-stage"
 #endif
-#define ModelFile "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-#define ModelSha256 "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+#ifndef ModelFile
+  #error ModelFile is not defined: build with packaging\windows\build.ps1 (it passes /DModelFile and /DModelSha256)
+#endif
+#ifndef ModelSha256
+  #error ModelSha256 is not defined: build with packaging\windows\build.ps1
+#endif
 
 [Setup]
 AppId={{6B0F3C0E-5E7A-4B5E-9C55-3C1D2A7E7B21}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medcore.models import APP_MODEL, BUNDLED
+from medcore.models import BUNDLED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,14 +80,26 @@ def test_linux_and_windows_recipes_stay_in_step(spec_common):
     assert 'analysis_kwargs("core", platform="win32")' in windows
     for spec in (linux, windows):
         assert "trim_toc(a.datas" in spec and "COLLECT(" in spec and "onefile" not in spec.lower()
-    model = BUNDLED[APP_MODEL]
     iss = (ROOT / "packaging/windows/tsx-medtrans.iss").read_text()
     ps1 = (ROOT / "packaging/windows/build.ps1").read_text()
-    assert f'#define ModelFile "{model.filename}"' in iss
-    assert f'#define ModelSha256 "{model.sha256}"' in iss
-    assert model.sha256 in ps1 and model.filename in ps1
+    # The model the installer ships is the default's base, named once (resources/models/default.yaml):
+    # build.ps1 asks medcore.modelspec and hands it to Inno Setup, which refuses to build without it.
+    assert "-m medcore.modelspec base-file" in ps1 and '"/DModelFile=$ModelFile" "/DModelSha256=$ModelSha256"' in ps1
+    assert "#ifndef ModelFile" in iss and "#error" in iss
+    for model in BUNDLED.values():
+        for recipe in (iss, ps1, (ROOT / "packaging/build.py").read_text(), (ROOT / "Makefile").read_text()):
+            assert model.filename not in recipe and model.sha256 not in recipe
     build = (ROOT / "packaging/build.py").read_text()
     # one bundle with attention on both platforms: no torch add-on is built or installed anywhere
     for recipe in (ps1, iss, build, (ROOT / "packaging/smoke.py").read_text(), (ROOT / "Makefile").read_text()):
         assert "--attention" not in recipe and "pip install -q --target" not in recipe
         assert "attention-overlay" not in recipe and 'Name: "attention"' not in recipe
+
+
+def test_installers_learn_the_default_model_from_one_line(capsys):
+    from medcore.modelspec import default_base_name, main
+
+    assert main(["base-file"]) == 0
+    filename, sha256 = capsys.readouterr().out.split()
+    model = BUNDLED[default_base_name()]
+    assert (filename, sha256) == (model.filename, model.sha256)
