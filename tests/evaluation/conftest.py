@@ -1,5 +1,5 @@
-"""Fixtures for the evaluation tests: a tiny real COMET checkpoint, built locally (the tiny stage adapters
-are in tests/conftest.py)."""
+"""Fixtures for the evaluation tests: a tiny real COMET checkpoint and a translator on the tiny Qwen2,
+built locally (the tiny stage adapters are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,15 @@ def tiny_comet(tmp_path_factory, shared_data) -> dict:
     scores = model.predict(COMET_SAMPLES, batch_size=2, gpus=0, progress_bar=False, num_workers=0).scores
     return {"dir": out, "ckpt": out / "checkpoints" / "model.ckpt", "encoder": encoder,
             "samples": COMET_SAMPLES, "scores": [float(s) for s in scores]}
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tiny_qwen2_dir):
+    """The transformers backend on the tiny random Qwen2, output capped at ``samples.CAP`` tokens."""
+    from evaluation.translators import TransformersTranslator
+    from tests.evaluation.samples import CAP
+
+    return TransformersTranslator(tiny_qwen2_dir, batch_size=3, device="cpu", max_new_cap=CAP)
 
 
 @pytest.fixture(autouse=True)
