@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 MAX_BAD_STEPS_IN_ROW = 8
 # Config fields that may change between a run and its resumption (they do not change the math).
 RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir", "device"}
+# Config fields added after checkpoints had been written, with the value each was introduced with: a
+# checkpoint that does not record one counts as having that value. (Not defaults: those are in the
+# stage YAML files.)
+ADDED_FIELDS = {"fast_loss": True, "group_by_length": True, "term_block_share": 0.0}
 
 
 class StopRequest:
@@ -225,9 +229,8 @@ class StageRun:
             return None
         state = json.loads(state_file.read_text())
         old, new = state["config"], self.cfg.to_dict()
-        # A field added after the checkpoint was written counts as its default then.
-        defaults = StageConfig().to_dict()
-        changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != new[k])
+        # A field added after the checkpoint was written counts as the value it was introduced with.
+        changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k, ADDED_FIELDS.get(k)) != new[k])
         if changed:
             raise ValueError(f"cannot resume: config changed since the checkpoint ({', '.join(changed)})")
         return state
