@@ -217,7 +217,8 @@ def test_cli_translate_and_tsx_eval_give_identical_text(tuned, tmp_path, capsys)
     from medcore.models import sha256_file
 
     def translate(*extra: str) -> dict:
-        assert medtrans(["translate", "--json", "-d", "zh-en", "--ctx", "512", "--threads", "2", *extra, SENTENCE]) == 0
+        assert medtrans(["translate", "--json", "-d", "zh-en", "--ctx", "512", "--threads", "2", "--term-block", "on",
+                         *extra, SENTENCE]) == 0
         return json.loads(capsys.readouterr().out)
 
     by_spec = translate("-m", str(tuned.spec))
@@ -233,7 +234,8 @@ def test_cli_translate_and_tsx_eval_give_identical_text(tuned, tmp_path, capsys)
     test.write_text(json.dumps({"id": "1", "kind": "sentence", "direction": "zh-en", "source": SENTENCE,
                                 "target": "The patient has a history of hypertension."}, ensure_ascii=False) + "\n")
     out = tmp_path / "eval"
-    # The CLI's default: the shipped glossary, its terms required in the prompt; the evaluation the same way.
+    # The shipped glossary's terms required in the prompt, in both (`--term-block on`: these adapters were
+    # not trained with the block, so the CLI's `auto` would leave it out).
     assert tsx_eval(["run", "--backend", "llamacpp", "--model", str(tuned.spec), "--test", str(test), "--out", str(out),
                      "--n-ctx", "512", "--no-progress", "--glossary", "default", "--term-block",
                      "--kinds", "sentence"]) == 0
