@@ -63,8 +63,8 @@ def app_run(engine: TranslationEngine, source: str, direction: str, max_tokens: 
 def hf_run(model_path, source: str, direction: str, max_tokens: int, threads: int) -> dict:
     import torch
 
+    from hfmodel.loading import load_model, load_tokenizer
     from medcore.prompt import end_of_turn_id, render_prompt_ids
-    from trainer.modeling import load_model, load_tokenizer
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()

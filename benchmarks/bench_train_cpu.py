@@ -25,10 +25,10 @@ import time
 
 import torch
 
+from hfmodel.loading import cpu_has_fast_bf16, load_model, load_tokenizer
 from trainer.answer_loss import answer_loss, plain_answer_loss
 from trainer.config import load_stage_config
-from trainer.data import read_records
-from trainer.modeling import cpu_has_fast_bf16, load_model, load_tokenizer
+from trainer.data import read_split
 from trainer.stages import answer_tokens, collate, epoch_order, tokenize
 
 
@@ -71,7 +71,7 @@ def main() -> None:
 
     cfg = load_stage_config("stage1", None, [f"data={args.data}"])
     tokenizer = load_tokenizer(cfg.base)
-    records = read_records(f"{args.data}/terms/train.jsonl", None, cfg.seed)
+    records = read_split(f"{args.data}/terms/train.jsonl", None, cfg.seed)
     examples, _ = tokenize(records, tokenizer, cfg.max_length)
     need = (args.steps + 1) * cfg.batch_size
     lengths = [len(e.input_ids) for e in examples]

@@ -1,6 +1,6 @@
 """How the sentence term-accuracy metric moves with issue 13's matcher (same glossary, same outputs).
 
-``trainer.metrics.sentence_term_accuracy`` counts, for every glossary term in a source sentence,
+``evaluation.scoring.sentence_term_accuracy`` counts, for every glossary term in a source sentence,
 whether an expected translation appears in the output, with ``medcore.terms``' matcher. Issue 13
 changed that matcher (inflection and British/American spelling tolerated, alternatives split, CJK
 next to English words). This prints the metric with the matcher before (commit 30e00fe, read with
@@ -41,7 +41,7 @@ def accuracy_before(mod, glossary, rows: list[tuple[str, str, str, str | None]])
 
 
 def accuracy_after(glossary, rows: list[tuple[str, str, str, str | None]]) -> tuple[int, int, int, int]:
-    from trainer.metrics import sentence_term_accuracy
+    from evaluation.scoring import sentence_term_accuracy
 
     correct = total = c_correct = c_total = 0
     for direction in ("zh-en", "en-zh"):

@@ -3,7 +3,7 @@
 The conversion is llama.cpp's own ``convert_lora_to_gguf.py``, from the same llama-cpp-python sdist
 as ``convert_hf_to_gguf.py`` (:func:`converter.llamacpp.converter_dir`), run as a child that dies
 with us (:mod:`medcore.childproc`). The base model's config comes from its HF directory — for a GGUF
-base, the dequantised cache the adapter was trained on (:func:`trainer.modeling.hf_dir_for`).
+base, the dequantised cache the adapter was trained on (:func:`hfmodel.cache.hf_dir_for`).
 
 Each ``<name>.gguf`` gets a sidecar ``<name>.gguf.json`` (``kind: tsx-lora``; read by
 :mod:`medcore.lora`): the stage, the base fingerprint (sha256 of the base GGUF) the runtime checks,
@@ -116,8 +116,9 @@ def export_lora(adapter: str | os.PathLike[str], out: str | os.PathLike[str], ba
     """Convert one PEFT stage adapter; returns its record (the sidecar's content plus ``path``)."""
     from converter.checks import architecture, ensure_disk
     from converter.llamacpp import llama_cpp_version
-    from trainer.modeling import base_fingerprint, hf_dir_for, read_stage_meta
-    from trainer.translate import adapter_fingerprint
+    from hfmodel.adapters import read_stage_meta
+    from hfmodel.cache import hf_dir_for
+    from hfmodel.fingerprints import adapter_fingerprint, base_fingerprint
 
     adapter = Path(adapter).resolve()
     if not adapter.is_dir():
@@ -185,7 +186,7 @@ def export_loras(adapters: list[str | os.PathLike[str]], out: str | os.PathLike[
                  data_manifest: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """Convert a stack of stage adapters (training order, checked as ``merge`` checks it)."""
     from converter.merge import check_adapters
-    from trainer.modeling import read_stage_meta
+    from hfmodel.adapters import read_stage_meta
 
     if not adapters:
         raise ConvertError("no adapters given")

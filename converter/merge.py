@@ -1,7 +1,7 @@
 """Base model + stage adapters (in training order) -> one merged HF directory with a manifest.
 
 Stage 2 was trained on base+stage1 merged, so the adapters are applied exactly the way training
-saw them (``trainer.modeling.apply_adapters``), each merged into the weights in turn. Before any
+saw them (``hfmodel.adapters.stack_adapters``), each merged into the weights in turn. Before any
 weight is loaded the inputs are checked: supported architecture, tokenizer files present, every
 adapter trained on this base (``tsx_stage.json``'s fingerprint) and given in its recorded order
 (no stage skipped), enough free disk. The output directory appears atomically or not at all.
@@ -34,7 +34,8 @@ def _hash_tree(directory: Path, names: list[str] | None = None) -> dict[str, str
 
 def check_adapters(base: str | os.PathLike[str], adapters: list[str | os.PathLike[str]]) -> list[dict]:
     """Every adapter belongs to this base and the list is the stack it was trained in. Returns the metas."""
-    from trainer.modeling import base_fingerprint, read_stage_meta
+    from hfmodel.adapters import read_stage_meta
+    from hfmodel.fingerprints import base_fingerprint
 
     fingerprint = base_fingerprint(base)
     metas = []
@@ -76,8 +77,11 @@ def merge(base: str | os.PathLike[str], adapters: list[str | os.PathLike[str]], 
     import torch
     from transformers import AutoTokenizer, GenerationConfig
 
+    from hfmodel.adapters import stack_adapters
+    from hfmodel.cache import hf_dir_for
+    from hfmodel.fingerprints import base_fingerprint
+    from hfmodel.loading import load_model
     from medcore.prompt import end_of_turn_id
-    from trainer.modeling import apply_adapters, base_fingerprint, hf_dir_for, load_model
 
     start = time.perf_counter()
     out = Path(out)
@@ -92,7 +96,7 @@ def merge(base: str | os.PathLike[str], adapters: list[str | os.PathLike[str]], 
     n_params = sum(p.numel() for p in model.parameters())
     ensure_disk(out.parent, int(n_params * torch_dtype.itemsize * 1.05) + (64 << 20), "the merged model")
     try:
-        model = apply_adapters(model, [str(a) for a in adapters], merge_last=True)
+        model = stack_adapters(model, [str(a) for a in adapters], live="none")
     except (RuntimeError, ValueError, KeyError) as exc:  # shape mismatch, missing target module
         raise ConvertError(f"the adapters do not fit {base} ({exc.__class__.__name__}: {str(exc)[:300]})") from None
     model = model.to(torch_dtype)
@@ -165,8 +169,10 @@ def check_merge(merged: str | os.PathLike[str], base: str | os.PathLike[str], ad
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from converter.verify import _kl, load_probes
+    from hfmodel.adapters import stack_adapters
+    from hfmodel.cache import hf_dir_for
+    from hfmodel.loading import load_model
     from medcore.prompt import render_prompt_ids
-    from trainer.modeling import apply_adapters, hf_dir_for, load_model
 
     merged = Path(merged)
     tokenizer = AutoTokenizer.from_pretrained(merged)
@@ -180,7 +186,7 @@ def check_merge(merged: str | os.PathLike[str], base: str | os.PathLike[str], ad
                 rows.append(torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1).numpy())
         return np.concatenate(rows)
 
-    live = apply_adapters(load_model(hf_dir_for(base), dtype=torch.float32), [str(a) for a in adapters], merge_last=False)
+    live = stack_adapters(load_model(hf_dir_for(base), dtype=torch.float32), [str(a) for a in adapters], live="last")
     live.eval()
     ref = logprobs(live)
     del live

@@ -128,9 +128,9 @@ def _run_hf(directory: Path, probes: list[Probe], max_new: int, eog: list[int], 
 
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
     if adapters:
-        from trainer.modeling import apply_adapters
+        from hfmodel.adapters import stack_adapters
 
-        model = apply_adapters(model, adapters, merge_last=False)  # as training saw them
+        model = stack_adapters(model, adapters, live="last")  # as training saw them
     model.eval()
     gens, logps = [], []
     for i, probe in enumerate(probes):
@@ -177,7 +177,7 @@ def build_reference(hf_dir: str | os.PathLike[str], base: str | os.PathLike[str]
     logp_base = None
     base_dir = None
     if base is not None:
-        from trainer.modeling import hf_dir_for
+        from hfmodel.cache import hf_dir_for
 
         base_dir = hf_dir_for(base)
         logp_base, base_gens = _run_hf(base_dir, probes, max_new_tokens, eog, pad, sequences=gens)
@@ -375,9 +375,9 @@ def verify_runtime(gguf: str | os.PathLike[str], loras: list[str | os.PathLike[s
     to the dequantised HF form of ``gguf`` (the model the adapters were trained on). Each PEFT
     adapter must be the one its GGUF LoRA was made from (sha256).
     """
+    from hfmodel.cache import hf_dir_for
+    from hfmodel.fingerprints import adapter_fingerprint
     from medcore.lora import as_adapters
-    from trainer.modeling import hf_dir_for
-    from trainer.translate import adapter_fingerprint
 
     stack = as_adapters(loras)
     if not stack:

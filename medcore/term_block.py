@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 
 from medcore.prompt import TermPair, split_direction
+from medcore.records import PreparedRecord
 from medcore.terms import Glossary, Term, TermHit, find_phrase
 
 
@@ -77,12 +78,12 @@ def block_terms(glossary: Glossary | None, source: str, direction: str,
     return pairs
 
 
-def glossary_from_records(records: Iterable[dict], origin: str) -> Glossary:
+def glossary_from_records(records: Iterable[PreparedRecord], origin: str) -> Glossary:
     """A glossary from prepared term records (either direction; each pair once)."""
     terms = []
     for record in records:
-        src_lang, _ = split_direction(record["direction"])
-        zh, en = (record["source"], record["target"]) if src_lang == "zh" else (record["target"], record["source"])
+        src_lang, _ = split_direction(record.direction)
+        zh, en = (record.source, record.target) if src_lang == "zh" else (record.target, record.source)
         terms.append(Term(zh, en, origin))
     return Glossary(terms)
 
@@ -97,16 +98,16 @@ def in_share(example_id: str, share: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def training_terms(glossary: Glossary, record: dict) -> list[TermPair]:
+def training_terms(glossary: Glossary, record: PreparedRecord) -> list[TermPair]:
     """The term block for one training record: glossary terms of its source that its reference uses.
 
     A term whose glossary translations are all absent from the reference is left out, so the model
     learns that a required translation is always honoured, never that the block may be ignored.
     """
-    src_lang, tgt_lang = split_direction(record["direction"])
+    src_lang, tgt_lang = split_direction(record.direction)
     pairs = []
-    for hit in glossary.find(record["source"], src_lang):
-        used = next((e for e in hit.expected(tgt_lang) if find_phrase(record["target"], e, tgt_lang)), None)
+    for hit in glossary.find(record.source, src_lang):
+        used = next((e for e in hit.expected(tgt_lang) if find_phrase(record.target, e, tgt_lang)), None)
         if used is not None:
             pairs.append((hit.span.text, display_form(used, tgt_lang)))
     return pairs

@@ -79,10 +79,10 @@ HIDDEN_IMPORTS = [
 
 # Never in the bundle: the transformers reference engine's stack (the app's attention runs in llama.cpp).
 ATTENTION_MODULES = ["torch", "transformers", "peft", "accelerate", "bertviz", "tokenizers",
-                     "safetensors", "huggingface_hub", "sentencepiece", "gguf", "trainer"]
+                     "safetensors", "huggingface_hub", "sentencepiece", "gguf", "hfmodel", "trainer"]
 EXCLUDES = [
     *ATTENTION_MODULES,
-    "converter", "llama_cpp.server", "matplotlib", "IPython", "pytest", "tkinter", "_tkinter",
+    "converter", "evaluation", "llama_cpp.server", "matplotlib", "IPython", "pytest", "tkinter", "_tkinter",
     "sacrebleu", "comet", "pandas", "scipy", "sklearn",
     # Qt modules the app does not use (their Python bindings would drag the Qt libraries in)
     "PySide6.Qt3DAnimation", "PySide6.Qt3DCore", "PySide6.Qt3DExtras", "PySide6.Qt3DInput",

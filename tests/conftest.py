@@ -7,6 +7,7 @@ is a failure.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -115,6 +116,37 @@ def qwen_tokenizer_dir(small_gguf) -> Path:
 
     Reading it out takes ~20 s, so it is cached in the models directory like the trainer's caches.
     """
-    from trainer.modeling import tokenizer_dir_for
+    from hfmodel.cache import tokenizer_dir_for
 
     return tokenizer_dir_for(small_gguf)
+
+
+def _make_adapter(base: Path, out: Path, targets: list[str], rank: int, seed: int, meta: dict) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    # init_lora_weights=False: B is random too, so the adapter really changes the outputs.
+    config = LoraConfig(r=rank, lora_alpha=4 * rank, target_modules=targets, init_lora_weights=False,
+                        task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(out)
+    (out / "tsx_stage.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_stages(tmp_path_factory, tiny_qwen2_dir) -> tuple[Path, Path]:
+    """Stage-1 (MLP, r=8) and stage-2 (q/v, r=4) LoRA adapters for the tiny Qwen2, with tsx_stage.json."""
+    from hfmodel.fingerprints import base_fingerprint
+
+    root = tmp_path_factory.mktemp("tiny_stages")
+    fingerprint = base_fingerprint(tiny_qwen2_dir)
+    s1 = _make_adapter(tiny_qwen2_dir, root / "stage1", ["gate_proj", "up_proj", "down_proj"], 8, 1,
+                       {"stage": 1, "base": str(tiny_qwen2_dir), "base_fingerprint": fingerprint, "stack": []})
+    s2 = _make_adapter(tiny_qwen2_dir, root / "stage2", ["q_proj", "v_proj"], 4, 2,
+                       {"stage": 2, "base": str(tiny_qwen2_dir), "base_fingerprint": fingerprint,
+                        "stack": [str(s1)]})
+    return s1, s2

@@ -1,1 +1,1 @@
-"""TSX-MedTrans trainer: data preparation, the two LoRA stages, and evaluation."""
+"""TSX-MedTrans trainer: data preparation and the two LoRA stages (`tsx-train`)."""

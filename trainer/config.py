@@ -1,9 +1,15 @@
-"""Stage configuration: the YAML files in resources/configs/ as typed dataclasses, plus overrides."""
+"""Stage configuration: the YAML files in resources/configs/ as typed dataclasses, plus overrides.
+
+The shipped YAML of a stage (``resources/configs/stage1.yaml``, ``stage2.yaml``) is the only place its
+defaults live: every field is there, documented with its type. The dataclasses below declare the
+fields and their types, with no defaults of their own. A ``--config`` file is layered over the
+shipped YAML of its stage, so it needs only the keys it changes.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,42 +20,42 @@ from medcore.resources import resource_path
 
 @dataclass
 class LoraConfig:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj", "down_proj"])
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: list[str]
 
 
 @dataclass
 class StageConfig:
-    stage: int = 1
-    base: str = "qwen2.5-coder-0.5b"
-    data: str = "prepared"
-    kind: str = "terms"
-    out_dir: str = "runs/stage1"
-    init_adapters: list[str] = field(default_factory=list)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    batch_size: int = 16
-    micro_batch_size: int = 4
-    learning_rate: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03
-    lr_schedule: str = "cosine"
-    epochs: int = 5
-    max_length: int = 1024
-    max_steps: int | None = None
-    train_limit: int | None = None
-    val_limit: int | None = None
-    eval_every: int = 200
-    log_every: int = 10
-    grad_clip: float = 1.0
-    gradient_checkpointing: bool = False
-    fast_loss: bool = True
-    group_by_length: bool = True
-    precision: str = "auto"
-    device: str = "auto"
-    seed: int = 42
-    term_block_share: float = 0.0
+    stage: int
+    base: str
+    data: str
+    kind: str
+    out_dir: str
+    init_adapters: list[str]
+    lora: LoraConfig
+    batch_size: int
+    micro_batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    lr_schedule: str
+    epochs: int
+    max_length: int
+    max_steps: int | None
+    train_limit: int | None
+    val_limit: int | None
+    eval_every: int
+    log_every: int
+    grad_clip: float
+    gradient_checkpointing: bool
+    fast_loss: bool
+    group_by_length: bool
+    precision: str
+    device: str
+    seed: int
+    term_block_share: float
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,6 +87,9 @@ def _build(cls, data: dict[str, Any], where: str):
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown} in {where}; known: {sorted(names)}")
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise ValueError(f"config key(s) {missing} missing in {where}; the shipped stage YAML sets every key")
     kwargs = dict(data)
     if cls is StageConfig and isinstance(kwargs.get("lora"), dict):
         kwargs["lora"] = _build(LoraConfig, kwargs["lora"], f"{where}.lora")
@@ -102,10 +111,34 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = value
 
 
+def shipped_config_path(stage: str) -> Path:
+    """The shipped YAML of ``stage`` (``stage1`` or ``stage2``): every field with its default."""
+    return resource_path("configs", f"{stage}.yaml")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of config keys, not {type(data).__name__}")
+    return data
+
+
+def _layer(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top``'s keys over ``base``'s, nested mappings (``lora``) key by key."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _layer(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_stage_config(stage: str, path: str | Path | None = None, overrides: list[str] | None = None) -> StageConfig:
-    """The resolved config: the shipped YAML for ``stage`` (or ``path``), then each override in order."""
-    source = Path(path) if path else resource_path("configs", f"{stage}.yaml")
-    data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    """The resolved config: the shipped YAML for ``stage``, ``path``'s keys over it, then each override in order."""
+    shipped = shipped_config_path(stage)
+    data = _read_yaml(shipped)
+    source = shipped
+    if path:
+        source = Path(path)
+        data = _layer(data, _read_yaml(source))
     for item in overrides or []:
         apply_override(data, item)
     for key in ("learning_rate", "weight_decay", "warmup_ratio", "grad_clip"):

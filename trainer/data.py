@@ -3,13 +3,13 @@
 Output (``prepared/``): ``terms/{train,val,test}.jsonl``, ``sentences/{train,val,test}.jsonl``,
 ``combined_test.jsonl`` (term test + sentence test, as the paper evaluates), ``glossary.tsv`` (every
 kept term pair, for term accuracy and highlighting), ``dropped.jsonl`` (every dropped line with its
-reason) and ``manifest.json`` (inputs and outputs with hashes and counts).
+reason) and ``manifest.json`` (inputs and outputs with hashes and counts). Every JSONL record is a
+:class:`medcore.records.PreparedRecord`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 from collections import Counter, defaultdict
@@ -22,10 +22,10 @@ import yaml
 from medcore.atomic import write_json, write_jsonl, write_text
 from medcore.pairs import read_pairs
 from medcore.prompt import DIRECTIONS, split_direction
+from medcore.records import PreparedRecord, read_records
 from medcore.resources import resource_path
 from medcore.textnorm import cjk_count, latin_count, normalize_en, normalize_zh
 
-KINDS = ("term", "sentence")
 SPLITS = ("train", "val", "test")
 
 
@@ -147,19 +147,19 @@ def group_split(pairs: list[Pair], shares: dict[str, float], seed: int) -> dict[
     return out
 
 
-def to_records(pairs: list[Pair], directions: list[str], split: str) -> list[dict]:
+def to_records(pairs: list[Pair], directions: list[str], split: str) -> list[PreparedRecord]:
     records = []
     for index, pair in enumerate(pairs):
         for direction in directions:
             src, tgt = split_direction(direction)
-            records.append({
-                "id": f"{pair.kind}-{split}-{index:06d}-{direction}",
-                "kind": pair.kind,
-                "direction": direction,
-                "source": pair.zh if src == "zh" else pair.en,
-                "target": pair.zh if tgt == "zh" else pair.en,
-                "origin": pair.origin,
-            })
+            records.append(PreparedRecord(
+                id=f"{pair.kind}-{split}-{index:06d}-{direction}",
+                kind=pair.kind,
+                direction=direction,
+                source=pair.zh if src == "zh" else pair.en,
+                target=pair.zh if tgt == "zh" else pair.en,
+                origin=pair.origin,
+            ))
     return records
 
 
@@ -183,17 +183,17 @@ def prepare(config: DataConfig, out_dir: str | Path) -> dict:
     splits = {kind: group_split(pairs, shares, seed) for kind, pairs in by_kind.items()}
     check_splits(config, splits, stats, dropped)  # before anything is written
     outputs: dict[str, dict] = {}
-    combined: list[dict] = []
+    combined: list[PreparedRecord] = []
     for kind in by_kind:
         folder = "terms" if kind == "term" else "sentences"
         for split, split_pairs in splits[kind].items():
             records = to_records(split_pairs, config.directions, split)
             path = out / folder / f"{split}.jsonl"
-            write_jsonl(path, records)
+            write_jsonl(path, [r.to_dict() for r in records])
             outputs[f"{folder}/{split}.jsonl"] = _describe(path, records)
             if split == "test":
                 combined.extend(records)
-    write_jsonl(out / "combined_test.jsonl", combined)
+    write_jsonl(out / "combined_test.jsonl", [r.to_dict() for r in combined])
     outputs["combined_test.jsonl"] = _describe(out / "combined_test.jsonl", combined)
     glossary = "".join(f"{p.zh}\t{p.en}\n" for p in by_kind["term"])
     write_text(out / "glossary.tsv", glossary)
@@ -256,8 +256,8 @@ def _shares_text(config: DataConfig) -> str:
     return ":".join(f"{float(config.split[s]) * 100:g}" for s in SPLITS)
 
 
-def _describe(path: Path, records: list[dict]) -> dict:
-    counts = Counter(r["direction"] for r in records)
+def _describe(path: Path, records: list[PreparedRecord]) -> dict:
+    counts = Counter(r.direction for r in records)
     return {"sha256": sha256_bytes(path.read_bytes()), "records": len(records), "by_direction": dict(counts)}
 
 
@@ -267,12 +267,14 @@ def _reason_counts(dropped: list[dict]) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def read_records(path: str | Path, limit: int | None = None, seed: int = 0) -> list[dict]:
-    """Read a prepared JSONL split; ``limit`` takes a seeded sample (for CPU-sized runs)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; run `tsx-train prepare` first")
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def read_split(path: str | Path, limit: int | None = None, seed: int = 0) -> list[PreparedRecord]:
+    """A prepared training/validation split; ``limit`` takes a seeded sample (for CPU-sized runs).
+
+    A plain ``random.sample``, not :func:`medcore.records.select_records`' spread over direction x kind:
+    a split holds one kind, and a run resumed from a checkpoint must draw the very examples it
+    started with (runs with ``train_limit``/``val_limit`` exist).
+    """
+    records = read_records(path)
     if limit is not None and limit < len(records):
         records = random.Random(seed).sample(records, limit)
     return records

@@ -32,22 +32,17 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from hfmodel.adapters import STAGE_META, read_stage_meta, stack_adapters
+from hfmodel.fingerprints import base_fingerprint
+from hfmodel.loading import load_model, load_tokenizer, pick_device_dtype
 from medcore.atomic import atomic_dir, write_json, write_jsonl, write_text
 from medcore.models import ModelError
 from medcore.prompt import TermPair, end_of_turn_id, load_contract, render_prompt_ids
+from medcore.records import PreparedRecord, read_records
 from medcore.term_block import glossary_from_records, in_share, training_terms
 from trainer.answer_loss import IGNORE, answer_loss, plain_answer_loss
 from trainer.config import StageConfig
-from trainer.data import read_records
-from trainer.modeling import (
-    STAGE_META,
-    apply_adapters,
-    base_fingerprint,
-    load_model,
-    load_tokenizer,
-    pick_device_dtype,
-    read_stage_meta,
-)
+from trainer.data import read_split
 from trainer.plots import plot_loss_curves
 
 log = logging.getLogger(__name__)
@@ -55,6 +50,10 @@ log = logging.getLogger(__name__)
 MAX_BAD_STEPS_IN_ROW = 8
 # Config fields that may change between a run and its resumption (they do not change the math).
 RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir", "device"}
+# Config fields added after checkpoints had been written, with the value each was introduced with: a
+# checkpoint that does not record one counts as having that value. (Not defaults: those are in the
+# stage YAML files.)
+ADDED_FIELDS = {"fast_loss": True, "group_by_length": True, "term_block_share": 0.0}
 
 
 class StopRequest:
@@ -95,8 +94,8 @@ class Example:
     labels: list[int]
 
 
-def tokenize(records: list[dict], tokenizer: Any, max_length: int,
-             terms_for: Callable[[dict], list[TermPair]] | None = None) -> tuple[list[Example], list[dict]]:
+def tokenize(records: list[PreparedRecord], tokenizer: Any, max_length: int,
+             terms_for: Callable[[PreparedRecord], list[TermPair]] | None = None) -> tuple[list[Example], list[dict]]:
     """Prompt contract (+ the term block ``terms_for`` gives) + answer + end-of-turn.
 
     Returns (kept, over-length records).
@@ -105,12 +104,12 @@ def tokenize(records: list[dict], tokenizer: Any, max_length: int,
     kept, too_long = [], []
     for record in records:
         terms = terms_for(record) if terms_for else ()
-        prompt = render_prompt_ids(tokenizer, record["source"], record["direction"], terms)
-        answer = tokenizer(record["target"], add_special_tokens=False)["input_ids"] + [eot]
+        prompt = render_prompt_ids(tokenizer, record.source, record.direction, terms)
+        answer = tokenizer(record.target, add_special_tokens=False)["input_ids"] + [eot]
         if len(prompt) + len(answer) > max_length:
-            too_long.append({"id": record["id"], "tokens": len(prompt) + len(answer), "max_length": max_length})
+            too_long.append({"id": record.id, "tokens": len(prompt) + len(answer), "max_length": max_length})
             continue
-        kept.append(Example(record["id"], prompt + answer, [IGNORE] * len(prompt) + answer))
+        kept.append(Example(record.id, prompt + answer, [IGNORE] * len(prompt) + answer))
     return kept, too_long
 
 
@@ -230,9 +229,8 @@ class StageRun:
             return None
         state = json.loads(state_file.read_text())
         old, new = state["config"], self.cfg.to_dict()
-        # A field added after the checkpoint was written counts as its default then.
-        defaults = StageConfig().to_dict()
-        changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != new[k])
+        # A field added after the checkpoint was written counts as the value it was introduced with.
+        changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k, ADDED_FIELDS.get(k)) != new[k])
         if changed:
             raise ValueError(f"cannot resume: config changed since the checkpoint ({', '.join(changed)})")
         return state
@@ -252,7 +250,7 @@ class StageRun:
             if meta.get("base_fingerprint") and meta["base_fingerprint"] != fingerprint:
                 raise ModelError(f"{adapter} was trained on another base model ({meta.get('base')}), not {cfg.base}")
         if cfg.init_adapters:
-            model = apply_adapters(model, cfg.init_adapters, merge_last=True)
+            model = stack_adapters(model, cfg.init_adapters, live="none")
         torch.manual_seed(cfg.seed)
         lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                           target_modules=list(cfg.lora.target_modules), bias="none", task_type="CAUSAL_LM")
@@ -270,8 +268,8 @@ class StageRun:
     def _load_data(self, tokenizer):
         cfg = self.cfg
         folder = Path(cfg.data) / cfg.kind
-        train_records = read_records(folder / "train.jsonl", cfg.train_limit, cfg.seed)
-        val_records = read_records(folder / "val.jsonl", cfg.val_limit, cfg.seed)
+        train_records = read_split(folder / "train.jsonl", cfg.train_limit, cfg.seed)
+        val_records = read_split(folder / "val.jsonl", cfg.val_limit, cfg.seed)
         terms_for = self._term_prompts()
         train, long_train = tokenize(train_records, tokenizer, cfg.max_length, terms_for)
         val, long_val = tokenize(val_records, tokenizer, cfg.max_length, terms_for)
@@ -282,7 +280,7 @@ class StageRun:
             write_jsonl(self.out / "overlength.jsonl", long_train + long_val)
         return train, val, len(long_train) + len(long_val)
 
-    def _term_prompts(self) -> Callable[[dict], list[TermPair]] | None:
+    def _term_prompts(self) -> Callable[[PreparedRecord], list[TermPair]] | None:
         """Term blocks for a seeded share of the examples, from the training split's own terms."""
         cfg = self.cfg
         if cfg.term_block_share <= 0:
@@ -292,9 +290,9 @@ class StageRun:
         self.term_block_stats = {"share": cfg.term_block_share, "glossary": str(source), "terms": len(glossary),
                                  "examples": 0, "with_block": 0}
 
-        def terms_for(record: dict) -> list[TermPair]:
+        def terms_for(record: PreparedRecord) -> list[TermPair]:
             self.term_block_stats["examples"] += 1
-            if not in_share(record["id"], cfg.term_block_share, cfg.seed):
+            if not in_share(record.id, cfg.term_block_share, cfg.seed):
                 return []
             pairs = training_terms(glossary, record)
             self.term_block_stats["with_block"] += bool(pairs)

@@ -6,7 +6,7 @@ compute graph with flash attention off, which would let the packaged app drop to
 anything with the :class:`AttentionEngine` shape.
 
 :class:`TransformersAttentionEngine` runs the *same weights* as the app in transformers: the GGUF
-(dequantised once into an HF directory by ``trainer.modeling.hf_dir_for``) or a merged HF
+(dequantised once into an HF directory by ``hfmodel.cache.hf_dir_for``) or a merged HF
 directory when one is present, plus optional stage adapters. The input is exactly what the model
 saw while translating: the prompt contract (``medcore.prompt.render_prompt_ids``), then the
 translation's tokens, then the end-of-turn token. One forward pass with ``output_attentions=True``
@@ -367,7 +367,8 @@ class TransformersAttentionEngine:
         with self._lock:
             if self._model is not None:
                 return
-            from trainer.modeling import load_model, load_tokenizer, pick_device_dtype, read_stage_meta
+            from hfmodel.adapters import stack_adapters
+            from hfmodel.loading import load_model, load_tokenizer, pick_device_dtype
 
             source = self.hf_dir or find_hf_dir(self.model_path) or self.model_path
             if progress:
@@ -389,19 +390,10 @@ class TransformersAttentionEngine:
             if not self._log_weights:
                 log.warning("%s: attention rows are renormalised from eager probabilities", source)
             if self.adapters:
-                from peft import PeftModel
-
                 if progress:
                     progress("Loading adapters")
-                names = [f"stage{i + 1}" for i in range(len(self.adapters))]
-                for name, adapter in zip(names, self.adapters, strict=True):
-                    read_stage_meta(adapter)  # validates the directory
-                    if isinstance(model, PeftModel):
-                        model.load_adapter(adapter, adapter_name=name, is_trainable=False)
-                    else:
-                        model = PeftModel.from_pretrained(model, adapter, adapter_name=name, is_trainable=False)
-                # All stages active at once (see the class docstring for why this is the stack).
-                model.base_model.set_adapter(names)
+                # All stages live and active at once (see the class docstring for why this is the stack).
+                model = stack_adapters(model, self.adapters, live="all")
             model.to(device)
             model.eval()
             from medcore.prompt import end_of_turn_id

@@ -2,7 +2,7 @@
 
 Why it exists: the GPU machine lent to some sessions has no network and a different transformers
 line (5.x), and the only way to bring the bundled base there is the GGUF itself, in pieces. This
-reproduces, tensor for tensor, what ``trainer.modeling.hf_dir_for`` writes through transformers'
+reproduces, tensor for tensor, what ``hfmodel.cache.hf_dir_for`` writes through transformers'
 GGUF loader (``--check`` compares against such a cache and must report max |diff| = 0). The small
 non-weight files (config.json, tokenizer files) are copied from a local cache made by the trainer.
 

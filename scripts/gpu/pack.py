@@ -61,7 +61,7 @@ def main() -> int:
     parser.add_argument("--vendor", nargs="*", default=["gguf==0.19.0", "accelerate==1.15.0"])
     args = parser.parse_args()
 
-    from trainer.modeling import hf_dir_for
+    from hfmodel.cache import hf_dir_for
 
     gguf = bundled_path("qwen2.5-coder-0.5b")
     cache = hf_dir_for("qwen2.5-coder-0.5b")

@@ -103,9 +103,9 @@ def main() -> int:
     say(log, f"environment {json.dumps(info)}")
 
     gguf = assemble(args.store, models, log)
-    from trainer.modeling import _gguf_cache
+    from hfmodel.cache import gguf_cache
 
-    cache, digest = _gguf_cache(gguf, None)
+    cache, digest = gguf_cache(gguf, None)
     if not (cache / "tsx_source.json").exists():
         subprocess.run([sys.executable, str(REPO / "scripts" / "gpu" / "dequant_gguf.py"), str(gguf),
                         "--meta-from", str(args.store / "meta"), "--out", str(cache)], check=True,

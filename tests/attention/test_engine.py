@@ -93,7 +93,8 @@ def test_results_are_cached_per_pair(tiny_engine):
 
 def test_adapters_stack_and_base_comparison(tiny_qwen2_dir, tiny_adapters, tiny_result):
     """Unmerged stage adapters == the merged stack; adapters disabled == the plain base model."""
-    from trainer.modeling import apply_adapters, load_model
+    from hfmodel.adapters import stack_adapters
+    from hfmodel.loading import load_model
 
     engine = TransformersAttentionEngine(tiny_qwen2_dir, adapters=tiny_adapters)
     assert engine.has_base
@@ -102,7 +103,7 @@ def test_adapters_stack_and_base_comparison(tiny_qwen2_dir, tiny_adapters, tiny_
     assert tuned.variant == "fine-tuned" and base.variant == "base"
     np.testing.assert_allclose(base.attentions, tiny_result.attentions, atol=2e-5)
     assert np.abs(tuned.attentions - base.attentions).max() > 1e-2  # the adapters change attention
-    merged = apply_adapters(load_model(tiny_qwen2_dir, attn="eager"), tiny_adapters, merge_last=True).eval()
+    merged = stack_adapters(load_model(tiny_qwen2_dir, attn="eager"), tiny_adapters, live="none").eval()
     expected, _ = _reference(tiny_qwen2_dir, ZH, EN, "zh-en", model=merged)
     np.testing.assert_allclose(tuned.attentions, expected["attentions"], atol=1e-4)
     np.testing.assert_allclose(tuned.generation, expected["generation"], atol=1e-4)

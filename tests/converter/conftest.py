@@ -82,7 +82,7 @@ def make_stage_adapters(base: Path, out: Path, std: float = 0.15) -> tuple[Path,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from trainer.modeling import base_fingerprint
+    from hfmodel.fingerprints import base_fingerprint
 
     fingerprint = base_fingerprint(base)
     stage1, stage2 = out / "stage1" / "adapter", out / "stage2" / "adapter"

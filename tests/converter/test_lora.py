@@ -58,9 +58,9 @@ def _logits(llm, ids: list[int]) -> np.ndarray:
 
 
 def test_export_writes_gguf_lora_with_provenance(tuned):
+    from hfmodel.fingerprints import adapter_fingerprint
     from medcore.gguf_header import read_gguf_info
     from medcore.models import sha256_file
-    from trainer.translate import adapter_fingerprint
 
     base_sha = sha256_file(tuned.gguf)
     s1, s2 = tuned.records
@@ -213,11 +213,12 @@ def test_engine_tuned_spec_provenance_and_base_only_switch(tuned):
 def test_cli_translate_and_tsx_eval_give_identical_text(tuned, tmp_path, capsys):
     """`tsx-medtrans translate` and `tsx-eval run --backend llamacpp`: same engine, same adapters, same text."""
     from desktop.cli import main as medtrans
+    from evaluation.cli import main as tsx_eval
     from medcore.models import sha256_file
-    from trainer.eval_cli import main as tsx_eval
 
     def translate(*extra: str) -> dict:
-        assert medtrans(["translate", "--json", "-d", "zh-en", "--ctx", "512", "--threads", "2", *extra, SENTENCE]) == 0
+        assert medtrans(["translate", "--json", "-d", "zh-en", "--ctx", "512", "--threads", "2", "--term-block", "on",
+                         *extra, SENTENCE]) == 0
         return json.loads(capsys.readouterr().out)
 
     by_spec = translate("-m", str(tuned.spec))
@@ -233,7 +234,8 @@ def test_cli_translate_and_tsx_eval_give_identical_text(tuned, tmp_path, capsys)
     test.write_text(json.dumps({"id": "1", "kind": "sentence", "direction": "zh-en", "source": SENTENCE,
                                 "target": "The patient has a history of hypertension."}, ensure_ascii=False) + "\n")
     out = tmp_path / "eval"
-    # The CLI's default: the shipped glossary, its terms required in the prompt; the evaluation the same way.
+    # The shipped glossary's terms required in the prompt, in both (`--term-block on`: these adapters were
+    # not trained with the block, so the CLI's `auto` would leave it out).
     assert tsx_eval(["run", "--backend", "llamacpp", "--model", str(tuned.spec), "--test", str(test), "--out", str(out),
                      "--n-ctx", "512", "--no-progress", "--glossary", "default", "--term-block",
                      "--kinds", "sentence"]) == 0
@@ -245,8 +247,8 @@ def test_cli_translate_and_tsx_eval_give_identical_text(tuned, tmp_path, capsys)
 
 
 def test_tsx_eval_refuses_peft_dirs_and_builds_runtime_ablation(tuned):
-    from trainer.evaluate import ablation_systems
-    from trainer.translate import make_translator
+    from evaluation.ablation import ablation_systems
+    from evaluation.translators import make_translator
 
     with pytest.raises(ValueError, match="tsx-convert lora"):
         make_translator("llamacpp", tuned.gguf, [tuned.peft[0]])

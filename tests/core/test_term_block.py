@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medcore.prompt import load_contract
+from medcore.records import PreparedRecord
 from medcore.term_block import (
     block_terms,
     display_form,
@@ -73,17 +74,16 @@ def test_display_form_drops_only_a_heading_capital(term, shown):
 
 
 def test_training_terms_only_name_translations_the_reference_uses():
-    zh_record = {"id": "s1", "direction": "zh-en", "source": "高血压和心肌梗死",
-                 "target": "High blood pressure and a heart attack."}
+    zh_record = PreparedRecord("s1", "sentence", "zh-en", "高血压和心肌梗死", "High blood pressure and a heart attack.")
     assert training_terms(GLOSSARY, zh_record) == [("高血压", "high blood pressure")]
-    en_record = {"id": "s2", "direction": "en-zh", "source": "Myocardial infarction.", "target": "心肌梗死。"}
+    en_record = PreparedRecord("s2", "sentence", "en-zh", "Myocardial infarction.", "心肌梗死。")
     assert training_terms(GLOSSARY, en_record) == [("Myocardial infarction", "心肌梗死")]
 
 
 def test_glossary_from_prepared_records_reads_both_directions():
-    records = [{"direction": "zh-en", "source": "发热", "target": "Fever"},
-               {"direction": "en-zh", "source": "Fever", "target": "发热"},
-               {"direction": "en-zh", "source": "Cough", "target": "咳嗽"}]
+    records = [PreparedRecord("t1", "term", "zh-en", "发热", "Fever"),
+               PreparedRecord("t1e", "term", "en-zh", "Fever", "发热"),
+               PreparedRecord("t2e", "term", "en-zh", "Cough", "咳嗽")]
     glossary = glossary_from_records(records, "train")
     assert sorted((t.zh, t.en) for t in glossary.terms) == [("发热", "Fever"), ("咳嗽", "Cough")]
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "transformers", "IPython", "bertviz", "peft", "trainer")
+HEAVY = ("torch", "transformers", "IPython", "bertviz", "peft", "trainer", "hfmodel", "evaluation")
 
 
 def test_app_modules_import_without_torch():

@@ -31,7 +31,8 @@ def test_resource_datas_cover_runtime_files_and_skip_sources(spec_common):
 
 
 def test_bundle_excludes_torch_and_has_the_llama_cpp_attention_engine(spec_common):
-    for module in ("torch", "transformers", "bertviz", "IPython", "peft", "trainer", "llama_cpp.server"):
+    for module in ("torch", "transformers", "bertviz", "IPython", "peft", "hfmodel", "trainer", "evaluation",
+                   "llama_cpp.server"):
         assert module in spec_common.EXCLUDES
     assert not set(spec_common.HIDDEN_IMPORTS) & set(spec_common.EXCLUDES)
     for module in ("desktop.selftest", "desktop.cli", "tsx_firstrun", "PySide6.QtWebEngineWidgets",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from trainer.answer_loss import IGNORE, answer_loss, plain_answer_loss, shared_prefix_length
-from trainer.data import read_records
+from trainer.data import read_split
 from trainer.stages import collate, tokenize
 
 # fp32: both paths sum the same float32 terms in a different order.
@@ -35,7 +35,7 @@ def _batch(tiny_qwen2_dir, prepared, kind, n=8):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2_dir)
-    records = read_records(prepared / kind / "train.jsonl", n, 7)
+    records = read_split(prepared / kind / "train.jsonl", n, 7)
     examples, _ = tokenize(records, tokenizer, 512)
     return collate(examples, tokenizer.pad_token_id)
 

@@ -37,6 +37,14 @@ def test_prepare_real_data_split_ratios_and_no_leakage(small_prepared):
     assert {json.loads(r)["direction"] for r in combined} == {"zh-en", "en-zh"}
 
 
+def test_prepared_splits_are_what_the_one_reader_reads(small_prepared):
+    from medcore.records import read_records
+
+    for folder, kind in (("terms", "term"), ("sentences", "sentence")):
+        records = read_records(small_prepared / folder / "val.jsonl")
+        assert records and all(r.kind == kind and r.origin for r in records)
+
+
 def test_prepare_is_deterministic_and_seed_sensitive(tmp_path, shared_data):
     config = _config(shared_data, ["terms/tico19_covid_terms.tsv"], ["sentences/wmt18_medline_zh2en.tsv"])
     a = prepare(config, tmp_path / "a")

@@ -100,21 +100,21 @@ def test_stage2_term_block_prompts_for_a_share_of_examples(tiny_qwen2_dir, small
     from transformers import AutoTokenizer
 
     from medcore.prompt import render_prompt_ids
-    from trainer.data import read_records
+    from medcore.records import read_records
     from trainer.stages import StageRun, tokenize
 
     run = StageRun(stage_config("stage2", tiny_qwen2_dir, small_prepared, tmp_path / "s2"))
     terms_for = run._term_prompts()
     records = read_records(small_prepared / "sentences" / "train.jsonl")
-    blocks = {r["id"]: terms_for(r) for r in records}
+    blocks = {r.id: terms_for(r) for r in records}
     assert run.term_block_stats["examples"] == len(records)
-    with_block = [r for r in records if blocks[r["id"]]]
+    with_block = [r for r in records if blocks[r.id]]
     assert 0 < run.term_block_stats["with_block"] == len(with_block) < len(records) / 2
     tokenizer = AutoTokenizer.from_pretrained(tiny_qwen2_dir)
     record = with_block[0]
-    example = tokenize([record], tokenizer, 1024, lambda r: blocks[r["id"]])[0][0]
+    example = tokenize([record], tokenizer, 1024, lambda r: blocks[r.id])[0][0]
     plain = tokenize([record], tokenizer, 1024)[0][0]
-    prompt = render_prompt_ids(tokenizer, record["source"], record["direction"], blocks[record["id"]])
+    prompt = render_prompt_ids(tokenizer, record.source, record.direction, blocks[record.id])
     assert example.input_ids[: len(prompt)] == prompt
     assert example.labels.count(-100) == len(prompt) > plain.labels.count(-100)
     answer = [t for t in example.labels if t != -100]

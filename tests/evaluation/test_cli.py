@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer import metrics as M
-from trainer.eval_cli import main
+from evaluation import scoring as S
+from evaluation.cli import main
 
 
 def _write(path, lines):
@@ -65,7 +65,7 @@ def test_score_comet(files, capsys, tiny_comet):
     srcs = ["患者头痛，伴发热。", "急性心肌梗死患者"]
     hyps = ["the patient has acute fever", "Patients with acute myocardial infarction"]
     refs = ["the patient has acute pain", "Patients with acute myocardial infarction"]
-    direct = M.comet_score(srcs, hyps, refs, checkpoint=tiny_comet["ckpt"])
+    direct = S.comet_score(srcs, hyps, refs, checkpoint=tiny_comet["ckpt"])
     assert out["comet"] == pytest.approx(direct.system, abs=1e-6)
     assert out["comet_segments"] == pytest.approx(direct.segments, abs=1e-6)
     assert "COMET" in err
@@ -124,9 +124,9 @@ def test_run_cli_tiny_model(tiny_qwen2_dir, tmp_path, capsys):
 
 
 def test_run_cli_term_block_is_for_sentences_and_reaches_the_prompt(tiny_qwen2_dir, tmp_path, capsys):
+    from evaluation.translators import TransformersTranslator
     from medcore.prompt import render_prompt_ids
     from medcore.terms import Glossary
-    from trainer.translate import TransformersTranslator
 
     test = _tiny_test_set(tmp_path)
     base = ["run", "--model", str(tiny_qwen2_dir), "--test", str(test), "--max-new-tokens", "4", "--no-progress",
@@ -145,8 +145,8 @@ def test_run_cli_term_block_is_for_sentences_and_reaches_the_prompt(tiny_qwen2_d
 
 def test_eval_glossary_default_is_the_apps_shipped_glossary(tmp_path):
     """`--glossary default` scores and prompts with what users get: priorities and advisory everyday words."""
+    from evaluation.testsets import load_eval_glossary
     from medcore.glossary import load_glossary
-    from trainer.evaluate import load_eval_glossary
 
     shipped = load_eval_glossary("default")
     assert len(shipped) == len(load_glossary(use_default=True)) > 1000

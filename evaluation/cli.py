@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_score(args: argparse.Namespace) -> dict:
-    from trainer import metrics as M
+    from evaluation import scoring as S
 
     hyps = _read_lines(args.hyp, "hypothesis")
     refs = _read_lines(args.ref, "reference")
@@ -119,7 +119,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
                          + (f", src {len(srcs)}" if srcs is not None else ""))
     tgt = args.target_lang
     src_lang = "zh" if tgt == "en" else "en"
-    b, c = M.bleu(hyps, refs, tgt), M.chrf(hyps, refs)
+    b, c = S.bleu(hyps, refs, tgt), S.chrf(hyps, refs)
     out: dict = {"n": len(hyps), "bleu": b.score, "chrf": c.score,
                  "signature": {"bleu": b.signature, "chrf": c.signature}, "bleu_detail": b.detail}
     print(f"BLEU {b.score:.2f}  {b.signature}", file=sys.stderr)
@@ -131,20 +131,20 @@ def cmd_score(args: argparse.Namespace) -> dict:
         if args.kind == "term":
             if srcs is None and glossary is not None:
                 raise ValueError("--kind term with --glossary needs --src (to look up alternative translations)")
-            tally = M.term_records_accuracy(srcs or [""] * len(hyps), hyps, refs, src_lang, tgt, glossary)
+            tally = S.term_records_accuracy(srcs or [""] * len(hyps), hyps, refs, src_lang, tgt, glossary)
             out["term_accuracy"] = tally.accuracy
             out["term_detail"] = {"kind": "term exact match", **tally.to_dict(max_misses=10)}
         else:
             if srcs is None:
                 raise ValueError("--glossary needs --src: term accuracy looks for glossary terms in the source")
-            every, confirmed = M.sentence_term_accuracy(srcs, hyps, src_lang, tgt, glossary, refs)
+            every, confirmed = S.sentence_term_accuracy(srcs, hyps, src_lang, tgt, glossary, refs)
             out["term_accuracy"] = every.accuracy
             out["term_detail"] = {"kind": "glossary terms in source rendered in output",
                                   **every.to_dict(max_misses=10), "reference_confirmed": confirmed.to_dict()}
     if args.comet:
         if srcs is None:
             raise ValueError("--comet needs --src (COMET scores source, translation and reference together)")
-        result = M.comet_score(srcs, hyps, refs, checkpoint=args.comet, encoder=args.comet_encoder,
+        result = S.comet_score(srcs, hyps, refs, checkpoint=args.comet, encoder=args.comet_encoder,
                                batch_size=args.comet_batch_size)
         out["comet"] = result.system
         out["comet_segments"] = result.segments
@@ -154,13 +154,13 @@ def cmd_score(args: argparse.Namespace) -> dict:
         print(NO_COMET, file=sys.stderr)
     if args.baseline:
         base = _read_lines(args.baseline, "baseline hypothesis")
-        out["paired_bootstrap"] = M.paired_bootstrap(("baseline", base), [("system", hyps)], refs, tgt,
+        out["paired_bootstrap"] = S.paired_bootstrap(("baseline", base), [("system", hyps)], refs, tgt,
                                                      n_samples=args.bootstrap)
     return out
 
 
 def _comet_spec(args: argparse.Namespace):
-    from trainer.evaluate import CometSpec
+    from evaluation.scoring import CometSpec
 
     return CometSpec(args.comet, args.comet_encoder, args.comet_batch_size)
 
@@ -215,15 +215,10 @@ def _term_block_kwargs(args: argparse.Namespace, glossary) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> dict:
-    from trainer.evaluate import (
-        data_identity,
-        evaluate,
-        find_glossary,
-        load_eval_glossary,
-        load_test_set,
-        select_records,
-    )
-    from trainer.translate import make_translator
+    from evaluation.runs import evaluate
+    from evaluation.testsets import data_identity, find_glossary, load_eval_glossary, load_test_set
+    from evaluation.translators import make_translator
+    from medcore.records import select_records
 
     records = select_records(load_test_set(args.test), args.limit, args.seed, args.directions, args.kinds)
     if not records:
@@ -249,7 +244,8 @@ def cmd_run(args: argparse.Namespace) -> dict:
 
 
 def cmd_ablation(args: argparse.Namespace) -> dict:
-    from trainer.evaluate import ablation_systems, find_glossary, load_eval_glossary, run_ablation
+    from evaluation.ablation import ablation_systems, run_ablation
+    from evaluation.testsets import find_glossary, load_eval_glossary
 
     systems = ablation_systems(args.backend, args.base, args.stage1, args.stage2)
     threads = _set_threads(args)
@@ -271,7 +267,7 @@ def cmd_ablation(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from trainer.metrics import CometUnavailable
+    from evaluation.scoring import CometUnavailable
 
     try:
         if args.command == "score":

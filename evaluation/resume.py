@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from medcore.atomic import write_jsonl
+from medcore.records import PreparedRecord
 
 PARTIAL = "partial.jsonl"
 CHUNK = 32  # records per save: big enough for the parallel decoder's slots, small enough to lose little
 
 
-def run_key(name: str, translator: Any, records: Sequence[dict]) -> dict:
+def run_key(name: str, translator: Any, records: Sequence[PreparedRecord]) -> dict:
     """What makes two runs' translations interchangeable: system, model, and the exact records."""
-    selection = hashlib.sha256(json.dumps([[r["id"], r["direction"], r["source"]] for r in records],
+    selection = hashlib.sha256(json.dumps([[r.id, r.direction, r.source] for r in records],
                                           ensure_ascii=False).encode("utf-8")).hexdigest()
     # Through JSON and back, so the key compares equal to the one read from a file.
     return json.loads(json.dumps({"system": name, "model": translator.describe(), "records": len(records),
@@ -65,7 +66,8 @@ def _saved_rows(path: Path, key: dict, total: int, say: Callable[[str], None]) -
     return rows
 
 
-def translate_resumable(records: list[dict], translate_chunk: Callable[[list[dict]], list[dict]], out_dir: Path,
+def translate_resumable(records: list[PreparedRecord], translate_chunk: Callable[[list[PreparedRecord]], list[dict]],
+                        out_dir: Path,
                         key: dict, *, resume: bool, progress: bool = True, desc: str = "translating",
                         chunk: int | None = None, say: Callable[[str], None] = print) -> list[dict]:
     """Rows for ``records`` in order, translating only what ``partial.jsonl`` does not hold yet.

@@ -1,4 +1,4 @@
-"""Metric values on inputs small enough to work out by hand, and the term-accuracy rules."""
+"""Metric values on inputs small enough to work out by hand, the term-accuracy rules, COMET from a local checkpoint."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from evaluation import scoring as S
 from medcore.terms import Glossary, Term
-from trainer import metrics as M
 
 # ---------------------------------------------------------------------------------------------
 # BLEU / chrF against hand-computed values
@@ -16,7 +16,7 @@ from trainer import metrics as M
 
 def test_bleu_13a_hand_computed():
     # 5 tokens, one wrong at the end: p1..p4 = 4/5, 3/4, 2/3, 1/2; same length, so BP = 1.
-    score = M.bleu(["the patient has acute fever"], ["the patient has acute pain"], "en")
+    score = S.bleu(["the patient has acute fever"], ["the patient has acute pain"], "en")
     expected = 100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25
     assert score.score == pytest.approx(expected, abs=1e-9)
     assert round(score.score, 2) == 66.87
@@ -25,23 +25,23 @@ def test_bleu_13a_hand_computed():
 
 def test_bleu_brevity_penalty():
     # All n-grams of the 4-token hypothesis match, but it is shorter than the 6-token reference.
-    score = M.bleu(["the patient has fever"], ["the patient has fever and cough"], "en")
+    score = S.bleu(["the patient has fever"], ["the patient has fever and cough"], "en")
     assert score.score == pytest.approx(100 * math.exp(1 - 6 / 4), abs=1e-9)  # 60.65
 
 
 def test_bleu_zh_tokenizes_per_character():
     # 急性心肌梗死 vs 急性心肌梗塞: 6 characters, last differs: p = 5/6, 4/5, 3/4, 2/3 -> (1/3)^(1/4).
-    score = M.bleu(["急性心肌梗死"], ["急性心肌梗塞"], "zh")
+    score = S.bleu(["急性心肌梗死"], ["急性心肌梗塞"], "zh")
     assert score.score == pytest.approx(100 * (1 / 3) ** 0.25, abs=1e-9)  # 75.98
     assert "tok:zh" in score.signature
     # With the English tokenizer the whole Chinese string is one (wrong) token: BLEU 0.
-    assert M.bleu(["急性心肌梗死"], ["急性心肌梗塞"], "en").score == 0.0
+    assert S.bleu(["急性心肌梗死"], ["急性心肌梗塞"], "en").score == 0.0
 
 
 def test_corpus_bleu_pools_ngram_counts():
     # Corpus BLEU adds the n-gram counts of all segments before taking precisions (it is not a mean
     # of sentence BLEU): seg 1 matches 4/3/2/1 of 4/3/2/1, seg 2 matches 3/2/1/0 of 4/3/2/1.
-    score = M.bleu(["a b c d", "a b c d"], ["a b c d", "a b c e"], "en")
+    score = S.bleu(["a b c d", "a b c d"], ["a b c d", "a b c e"], "en")
     expected = 100 * (7 / 8 * 5 / 6 * 3 / 4 * 1 / 2) ** 0.25
     assert score.score == pytest.approx(expected, abs=1e-9)
 
@@ -51,16 +51,16 @@ def test_chrf_hand_computed():
     # n=6 has no hypothesis n-gram and does not count. chrF2 = 5 P R / (4 P + R).
     recall = (5 / 6 + 4 / 5 + 3 / 4 + 2 / 3 + 1 / 2) / 5
     expected = 100 * 5 * recall / (4 + recall)
-    score = M.chrf(["fever"], ["fevers"])
+    score = S.chrf(["fever"], ["fevers"])
     assert score.score == pytest.approx(expected, abs=1e-9)  # 75.37
     assert "nc:6" in score.signature and "nw:0" in score.signature
 
 
 def test_bleu_rejects_unknown_language_and_length_mismatch():
     with pytest.raises(ValueError):
-        M.bleu(["a"], ["a"], "fr")
+        S.bleu(["a"], ["a"], "fr")
     with pytest.raises(ValueError):
-        M.bleu(["a", "b"], ["a"], "en")
+        S.bleu(["a", "b"], ["a"], "en")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,19 +84,19 @@ def test_bleu_rejects_unknown_language_and_length_mismatch():
 ])
 def test_term_exact_match_rules(hyp, target, tgt_lang, ok):
     src_lang = "zh" if tgt_lang == "en" else "en"
-    assert M.term_exact_match("x", hyp, target, src_lang, tgt_lang).ok is ok
+    assert S.term_exact_match("x", hyp, target, src_lang, tgt_lang).ok is ok
 
 
 def test_term_exact_match_accepts_glossary_alternatives():
     glossary = Glossary([Term("心绞痛", "angina"), Term("心绞痛", "angina pectoris"), Term("绞痛", "colic")])
-    match = M.term_exact_match("心绞痛", "Angina pectoris", "angina", "zh", "en", glossary)
+    match = S.term_exact_match("心绞痛", "Angina pectoris", "angina", "zh", "en", glossary)
     assert match.ok and match.accepted == ["angina", "angina pectoris"]
     # 绞痛 is inside the source but is not the whole source term, so "colic" is not accepted.
-    assert not M.term_exact_match("心绞痛", "colic", "angina", "zh", "en", glossary).ok
+    assert not S.term_exact_match("心绞痛", "colic", "angina", "zh", "en", glossary).ok
 
 
 def test_term_records_accuracy_counts():
-    tally = M.term_records_accuracy(["头痛", "发热", "心肌梗死"], ["Headache", "fever.", "heart attack"],
+    tally = S.term_records_accuracy(["头痛", "发热", "心肌梗死"], ["Headache", "fever.", "heart attack"],
                                     ["headache", "fever", "myocardial infarction"], "zh", "en")
     assert (tally.correct, tally.total, tally.accuracy) == (2, 3, pytest.approx(2 / 3))
     assert tally.misses[0]["hypothesis"] == "heart attack"
@@ -115,7 +115,7 @@ def glossary() -> Glossary:
 
 
 def _acc(glossary, src, hyp, src_lang, tgt_lang, ref=None):
-    every, confirmed = M.sentence_term_accuracy([src], [hyp], src_lang, tgt_lang, glossary,
+    every, confirmed = S.sentence_term_accuracy([src], [hyp], src_lang, tgt_lang, glossary,
                                                 None if ref is None else [ref])
     return every, confirmed
 
@@ -177,7 +177,7 @@ BASE = [f"the patient has pain number {i}" for i in range(40)]
 
 
 def test_paired_bootstrap_clear_improvement_is_significant():
-    result = M.paired_bootstrap(("base", BASE), [("better", REFS)], REFS, "en", n_samples=300)
+    result = S.paired_bootstrap(("base", BASE), [("better", REFS)], REFS, "en", n_samples=300)
     base, better = result["systems"]
     assert base["bleu"]["p_value"] is None
     assert better["bleu"]["score"] == pytest.approx(100.0)
@@ -188,22 +188,22 @@ def test_paired_bootstrap_clear_improvement_is_significant():
 def test_paired_bootstrap_one_changed_segment_is_not_significant():
     near = list(BASE)
     near[3] = REFS[3]
-    result = M.paired_bootstrap(("base", BASE), [("near", near)], REFS, "en", n_samples=300)
+    result = S.paired_bootstrap(("base", BASE), [("near", near)], REFS, "en", n_samples=300)
     assert result["systems"][1]["bleu"]["p_value"] > 0.05
     # Same seed, same answer.
-    again = M.paired_bootstrap(("base", BASE), [("near", near)], REFS, "en", n_samples=300)
+    again = S.paired_bootstrap(("base", BASE), [("near", near)], REFS, "en", n_samples=300)
     assert again["systems"] == result["systems"]
 
 
 def test_paired_bootstrap_identical_system_gets_p_one():
-    result = M.paired_bootstrap(("base", BASE), [("same", list(BASE))], REFS, "en", n_samples=100)
+    result = S.paired_bootstrap(("base", BASE), [("same", list(BASE))], REFS, "en", n_samples=100)
     same = result["systems"][1]
     assert same["identical"] is True and same["bleu"]["p_value"] == 1.0
 
 
 def test_paired_bootstrap_length_mismatch():
     with pytest.raises(ValueError, match="hypotheses"):
-        M.paired_bootstrap(("base", BASE), [("short", BASE[:5])], REFS, "en")
+        S.paired_bootstrap(("base", BASE), [("short", BASE[:5])], REFS, "en")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,23 +218,23 @@ def _triples(samples):
 @pytest.mark.parametrize("which", ["dir", "ckpt"])
 def test_comet_from_local_checkpoint(tiny_comet, which):
     src, mt, ref = _triples(tiny_comet["samples"])
-    result = M.comet_score(src, mt, ref, checkpoint=tiny_comet[which], batch_size=2)
+    result = S.comet_score(src, mt, ref, checkpoint=tiny_comet[which], batch_size=2)
     # The checkpoint round trip reproduces the in-memory model's scores (weights came from the file).
     assert result.segments == pytest.approx(tiny_comet["scores"], abs=1e-5)
     assert result.system == pytest.approx(sum(result.segments) / len(result.segments))
     assert all(math.isfinite(s) for s in result.segments)
     # A segment's score does not depend on what it is batched with.
-    single = M.comet_score(src[1:2], mt[1:2], ref[1:2], checkpoint=tiny_comet["dir"], batch_size=1)
+    single = S.comet_score(src[1:2], mt[1:2], ref[1:2], checkpoint=tiny_comet["dir"], batch_size=1)
     assert single.segments[0] == pytest.approx(result.segments[1], abs=1e-5)
 
 
 def test_comet_missing_checkpoint_is_reported(tmp_path):
-    with pytest.raises(M.CometUnavailable, match="not found"):
-        M.comet_score(["a"], ["b"], ["c"], checkpoint=tmp_path / "nothing.ckpt")
-    with pytest.raises(M.CometUnavailable, match="checkpoints/model.ckpt"):
-        M.comet_score(["a"], ["b"], ["c"], checkpoint=tmp_path)
-    with pytest.raises(M.CometUnavailable, match="no COMET checkpoint"):
-        M.comet_score(["a"], ["b"], ["c"])
+    with pytest.raises(S.CometUnavailable, match="not found"):
+        S.comet_score(["a"], ["b"], ["c"], checkpoint=tmp_path / "nothing.ckpt")
+    with pytest.raises(S.CometUnavailable, match="checkpoints/model.ckpt"):
+        S.comet_score(["a"], ["b"], ["c"], checkpoint=tmp_path)
+    with pytest.raises(S.CometUnavailable, match="no COMET checkpoint"):
+        S.comet_score(["a"], ["b"], ["c"])
 
 
 def test_comet_encoder_override(tiny_comet, tmp_path):
@@ -256,7 +256,23 @@ def test_comet_encoder_override(tiny_comet, tmp_path):
     ckpt["hyper_parameters"]["pretrained_model"] = missing
     torch.save(ckpt, copy / "checkpoints" / "model.ckpt")
     src, mt, ref = _triples(tiny_comet["samples"])
-    with pytest.raises(M.CometUnavailable, match="encoder"):
-        M.comet_score(src, mt, ref, checkpoint=copy)
-    result = M.comet_score(src, mt, ref, checkpoint=copy, encoder=tiny_comet["encoder"])
+    with pytest.raises(S.CometUnavailable, match="encoder"):
+        S.comet_score(src, mt, ref, checkpoint=copy)
+    result = S.comet_score(src, mt, ref, checkpoint=copy, encoder=tiny_comet["encoder"])
     assert result.segments == pytest.approx(tiny_comet["scores"], abs=1e-5)
+
+
+def test_scoring_imports_without_torch():
+    """Scoring (and the breakdown, reports and test sets around it) needs no torch, sacreBLEU or COMET to import."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import json, sys\n"
+            "import evaluation.scoring, evaluation.aggregate, evaluation.reports, evaluation.testsets\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'sacrebleu', 'comet') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -1,7 +1,8 @@
 """Scoring functions for translations: BLEU/chrF (sacreBLEU), term accuracy, COMET, paired bootstrap.
 
 Pure functions over lists of strings; nothing here knows about models or files except COMET, which
-loads a checkpoint from a local path (never from a hub).
+loads a checkpoint from a local path (never from a hub). Importing this module imports neither torch
+nor sacreBLEU nor COMET: each is imported inside the function that uses it.
 
 - BLEU uses sacreBLEU's ``zh`` tokenizer for Chinese targets (every CJK character is a token) and
   ``13a`` for English; chrF is character-based and needs no tokenizer. Every score carries its
@@ -326,6 +327,23 @@ def comet_score(sources: Sequence[str], hypotheses: Sequence[str], references: S
     output = model.predict(samples, batch_size=batch_size, gpus=gpus, progress_bar=progress, num_workers=0)
     scores = [float(s) for s in output.scores]
     return CometResult(sum(scores) / len(scores), scores, str(checkpoint or getattr(model, "hparams", {})))
+
+
+@dataclass
+class CometSpec:
+    """Where COMET comes from; the model is loaded on first use and shared by every system."""
+
+    checkpoint: str | None = None
+    encoder: str | None = None
+    batch_size: int = 16
+    _model: Any = field(default=None, repr=False)
+
+    def model(self) -> Any:
+        if self.checkpoint is None:
+            return None
+        if self._model is None:
+            self._model = load_comet(self.checkpoint, self.encoder)
+        return self._model
 
 
 # ---------------------------------------------------------------------------------------------

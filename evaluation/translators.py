@@ -1,7 +1,7 @@
 """Translation backends for evaluation: the training-time model and the deployed GGUF, same prompt.
 
 - :class:`TransformersTranslator`: an HF directory or a GGUF base (dequantised once, see
-  :mod:`trainer.modeling`), optionally with the stage adapters applied; prompts rendered with
+  :mod:`hfmodel.cache`), optionally with the stage adapters applied; prompts rendered with
   :func:`medcore.prompt.render_prompt_ids`; greedy ``generate`` in left-padded batches.
 - :class:`LlamaCppTranslator`: a GGUF file (or a tuned model: base GGUF + runtime LoRA adapters)
   through the desktop app's own engine (``desktop.engine.TranslationEngine``), every segment of the
@@ -13,7 +13,6 @@ source length (:func:`output_budget`) without ever exceeding the model's context
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -23,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from medcore.models import sha256_file
 from medcore.prompt import end_of_turn_id, render_prompt_ids, split_direction
 from medcore.term_block import block_terms
 from medcore.terms import Glossary
@@ -63,18 +61,6 @@ class Translation:
         return asdict(self)
 
 
-def adapter_fingerprint(adapter: str | os.PathLike[str]) -> str:
-    """sha256 over an adapter's config and weight files (names and contents)."""
-    adapter = Path(adapter)
-    digest = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
-        path = adapter / name
-        if path.exists():
-            digest.update(name.encode())
-            digest.update(sha256_file(path).encode())
-    return digest.hexdigest()
-
-
 class Translator:
     """Common interface: ``translate([(source, direction), ...]) -> [Translation, ...]``."""
 
@@ -105,7 +91,7 @@ class TransformersTranslator(Translator):
     def __init__(self, base: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (),
                  batch_size: int = 8, device: str | None = None, bf16: bool | None = None,
                  max_new_cap: int = BUDGET_MAX, term_glossary: Glossary | None = None):
-        from trainer.modeling import load_for_inference, pick_device_dtype
+        from hfmodel.loading import load_for_inference, pick_device_dtype
 
         self.term_glossary = term_glossary if term_glossary is not None and len(term_glossary) else None
 
@@ -122,7 +108,7 @@ class TransformersTranslator(Translator):
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 32768)
 
     def describe(self) -> dict:
-        from trainer.modeling import base_fingerprint
+        from hfmodel.fingerprints import adapter_fingerprint, base_fingerprint
 
         return {
             "backend": self.backend,

@@ -1,11 +1,10 @@
-"""Fixtures for the evaluation tests: a tiny real COMET checkpoint and tiny stage adapters, built locally."""
+"""Fixtures for the evaluation tests: a tiny real COMET checkpoint and a translator on the tiny Qwen2,
+built locally (the tiny stage adapters are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import io
-import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -65,35 +64,13 @@ def tiny_comet(tmp_path_factory, shared_data) -> dict:
             "samples": COMET_SAMPLES, "scores": [float(s) for s in scores]}
 
 
-def _make_adapter(base: Path, out: Path, targets: list[str], rank: int, seed: int, meta: dict) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    # init_lora_weights=False: B is random too, so the adapter really changes the outputs.
-    config = LoraConfig(r=rank, lora_alpha=4 * rank, target_modules=targets, init_lora_weights=False,
-                        task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
-    peft_model.save_pretrained(out)
-    (out / "tsx_stage.json").write_text(json.dumps(meta, indent=2))
-    return out
-
-
 @pytest.fixture(scope="session")
-def tiny_stages(tmp_path_factory, tiny_qwen2_dir) -> tuple[Path, Path]:
-    """Stage-1 (MLP, r=8) and stage-2 (q/v, r=4) LoRA adapters for the tiny Qwen2, with tsx_stage.json."""
-    from trainer.modeling import base_fingerprint
+def tiny_translator(tiny_qwen2_dir):
+    """The transformers backend on the tiny random Qwen2, output capped at ``samples.CAP`` tokens."""
+    from evaluation.translators import TransformersTranslator
+    from tests.evaluation.samples import CAP
 
-    root = tmp_path_factory.mktemp("tiny_stages")
-    fingerprint = base_fingerprint(tiny_qwen2_dir)
-    s1 = _make_adapter(tiny_qwen2_dir, root / "stage1", ["gate_proj", "up_proj", "down_proj"], 8, 1,
-                       {"stage": 1, "base": str(tiny_qwen2_dir), "base_fingerprint": fingerprint, "stack": []})
-    s2 = _make_adapter(tiny_qwen2_dir, root / "stage2", ["q_proj", "v_proj"], 4, 2,
-                       {"stage": 2, "base": str(tiny_qwen2_dir), "base_fingerprint": fingerprint,
-                        "stack": [str(s1)]})
-    return s1, s2
+    return TransformersTranslator(tiny_qwen2_dir, batch_size=3, device="cpu", max_new_cap=CAP)
 
 
 @pytest.fixture(autouse=True)

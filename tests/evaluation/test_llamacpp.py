@@ -17,7 +17,7 @@ def llama_cpp():
 
 
 def test_tsx_eval_run_llamacpp(small_gguf, llama_cpp, tmp_path, capsys):
-    from trainer.eval_cli import main
+    from evaluation.cli import main
 
     test = tmp_path / "combined_test.jsonl"
     records = [
@@ -49,7 +49,7 @@ def test_tsx_eval_run_llamacpp(small_gguf, llama_cpp, tmp_path, capsys):
 def test_llamacpp_context_limit(small_gguf, llama_cpp):
     """The backend is the app's engine: a long input is split to fit (as users get it); a context too
     small for even a short piece gives an error for that segment, not a crash."""
-    from trainer.translate import LlamaCppTranslator
+    from evaluation.translators import LlamaCppTranslator
 
     translator = LlamaCppTranslator(small_gguf, n_ctx=256)
     try:
@@ -71,7 +71,7 @@ def test_transformers_and_llamacpp_agree_on_the_bundled_model(small_gguf, llama_
     """The training-time path (GGUF dequantised into transformers) and the deployed path (llama.cpp)
     render the same prompt contract and decode greedily, so on a short segment they give the same text.
     Loads the 0.5B in transformers (~50 s and ~3 GB the first time, then a cached safetensors dir)."""
-    from trainer.translate import LlamaCppTranslator, TransformersTranslator
+    from evaluation.translators import LlamaCppTranslator, TransformersTranslator
 
     items = [("患者有高血压病史。", "zh-en")]
     deployed = LlamaCppTranslator(small_gguf, n_ctx=512)

@@ -1,0 +1,70 @@
+"""The ablation on a tiny random Qwen2 with two tiny stage adapters: systems, stack checks, table, chart."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from evaluation.ablation import ablation_systems, check_stack, run_ablation
+from evaluation.translators import TransformersTranslator
+from tests.evaluation.samples import CAP, write_prepared
+from tests.evaluation.samples import records as _records
+
+
+def test_check_stack_refuses_adapters_of_another_base(tiny_stages, tmp_path, tiny_qwen2_dir):
+    stage1, stage2 = tiny_stages
+    assert check_stack(str(tiny_qwen2_dir), str(stage1), str(stage2)) == []
+    import shutil
+
+    other = tmp_path / "other_stage1"
+    shutil.copytree(stage1, other)
+    meta = json.loads((other / "tsx_stage.json").read_text())
+    meta["base_fingerprint"] = "0" * 64
+    (other / "tsx_stage.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another base"):
+        check_stack(str(tiny_qwen2_dir), str(other), None)
+    with pytest.raises(ValueError, match="stage2 needs"):
+        ablation_systems("transformers", str(tiny_qwen2_dir), None, str(stage2))
+
+
+def test_ablation_transformers_tiny(tiny_qwen2_dir, tiny_stages, tmp_path):
+    stage1, stage2 = tiny_stages
+    test = tmp_path / "prepared" / "combined_test.jsonl"
+    test.parent.mkdir()
+    write_prepared(test, _records())
+    (test.parent / "glossary.tsv").write_text("高血压\thypertension\n头痛\theadache\n", encoding="utf-8")
+    systems = ablation_systems("transformers", str(tiny_qwen2_dir), str(stage1), str(stage2))
+    assert [s.name for s in systems] == ["base", "+stage1", "+stage1+2"]
+    out = tmp_path / "ablation"
+    def factory(backend, model, adapters, batch_size, n_ctx):
+        return TransformersTranslator(model, adapters, batch_size=batch_size, device="cpu", max_new_cap=CAP)
+
+    summary = run_ablation(systems, test, out, backend="transformers", batch_size=5, bootstrap_samples=50,
+                           progress=False, translator_factory=factory)
+    for name in ("ablation.md", "ablation.csv", "ablation.json", "ablation.png"):
+        assert (out / name).stat().st_size > 0
+    from PIL import Image
+
+    with Image.open(out / "ablation.png") as image:
+        assert image.format == "PNG" and image.size[0] >= 600
+    hyps = {name: [json.loads(x)["hypothesis"] for x in (out / name / "hypotheses.jsonl").read_text().splitlines()]
+            for name in ("base", "stage1", "stage1+2")}
+    # The adapters change the model, so the three systems translate differently.
+    assert hyps["base"] != hyps["stage1"] != hyps["stage1+2"]
+    data = json.loads((out / "ablation.json").read_text())
+    assert data["data"]["records"] == 5 and len(data["data"]["sha256"]) == 64
+    assert data["glossary"].endswith("glossary.tsv")
+    assert [s["name"] for s in data["systems"]] == ["base", "+stage1", "+stage1+2"]
+    assert len(data["systems"][2]["model"]["adapters"]) == 2
+    assert all(len(a["sha256"]) == 64 for a in data["systems"][2]["model"]["adapters"])
+    assert data["versions"]["sacrebleu"] and data["versions"]["torch"]
+    assert set(data["significance"]) == {"zh-en", "en-zh"}
+    assert "+stage1+2 vs +stage1" in data["significance"]["zh-en"]
+    md = (out / "ablation.md").read_text()
+    assert md.count("\n| ") >= 3 and "COMET: not computed" in md and "tok:zh" in md
+    with (out / "ablation.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["system"] for r in table] == ["base", "+stage1", "+stage1+2"]
+    assert float(table[0]["bleu"]) == pytest.approx(summary["table"][0]["bleu"])
