@@ -9,7 +9,7 @@ TSX_CONSTRAINTS ?= requirements/constraints.txt
 PIP_FLAGS   ?= --disable-pip-version-check --progress-bar off
 PYTEST_ARGS ?=
 
-.PHONY: run test lint models venv-app venv-dev bench clean-venv llama-wheel check-old-cpu
+.PHONY: run test lint models venv-app venv-dev clean-venv llama-wheel check-old-cpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

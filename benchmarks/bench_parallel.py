@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from desktop.engine import AUTO_PARALLEL, LoadOptions, TranslationEngine, default_threads
-from medcore.models import APP_MODEL, SMALL_MODEL, resolve_model
+from medcore.models import LARGE_MODEL, SMALL_MODEL, resolve_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT.parent / "shared" / "data" / "documents" / "wmt_biomed_medline_docs.tsv"
@@ -107,7 +107,7 @@ def bench_model(model: str, text: str, levels: list[int], threads: int, n_ctx: i
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=[APP_MODEL, SMALL_MODEL])
+    ap.add_argument("--models", nargs="+", default=[LARGE_MODEL, SMALL_MODEL])
     ap.add_argument("--parallel", nargs="+", type=int, default=[1, 2, 4, 8])
     ap.add_argument("--text", help="a UTF-8 Chinese note to translate instead of the default one "
                                    "(e.g. resources/samples/discharge_summary_zh.txt, 389 characters)")

@@ -57,7 +57,7 @@ def _share(counts: tuple[int, int]) -> str:
 
 
 def compare(plain_dir: Path, block_dir: Path, n_samples: int = 1000) -> list[dict]:
-    from trainer.metrics import paired_bootstrap
+    from evaluation.scoring import paired_bootstrap
 
     plain_metrics, plain = read_run(plain_dir)
     block_metrics, block = read_run(block_dir)

@@ -79,6 +79,8 @@ def build_provenance(model_path: str | os.PathLike[str], model_name: str, glossa
         "direction": direction,
         "time": (when or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "prompt_contract_version": load_contract().version,
+        # whether the prompts carried the glossary's required terms (the contract's term block)
+        "term_block": bool(model.get("term_block")),
         "app": f"tsx-medtrans {__version__}",
         "settings": dict(options or {}),
     }

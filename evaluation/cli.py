@@ -54,9 +54,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kinds", nargs="+", choices=("term", "sentence"), help="only these kinds")
     p.add_argument("--glossary", help="term file for term accuracy in sentences, or 'default' for the app's "
                                       "shipped medical glossary (default: glossary.tsv beside the prepared test set)")
-    p.add_argument("--term-block", action="store_true",
+    p.add_argument("--term-block", nargs="?", const="on", choices=("on", "auto"), default=None,
                    help="put the glossary's terms found in each source into the prompt as required translations "
-                        "(the prompt contract's term block, as the app does with a glossary loaded); sentences only")
+                        "(the prompt contract's term block); sentences only. 'on' (the flag alone): with every "
+                        "model; 'auto': as the app does, only for a model whose stage adapters were trained "
+                        "with it")
     p.add_argument("--batch-size", type=int, default=8, help="transformers batch size (llama.cpp: see --parallel)")
     p.add_argument("--parallel", type=int, default=0, metavar="N",
                    help="llama.cpp: segments decoded side by side, as the app does (0 = automatic, 1 = one at a time)")
@@ -211,7 +213,7 @@ def _term_block_kwargs(args: argparse.Namespace, glossary) -> dict:
     if args.kinds != ["sentence"]:
         raise ValueError("--term-block applies to sentences only (a term record's block would contain its own "
                          "answer): add --kinds sentence")
-    return {"term_glossary": glossary}
+    return {"term_glossary": glossary, "term_block_mode": args.term_block}
 
 
 def cmd_run(args: argparse.Namespace) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from medcore.prompt import end_of_turn_id, render_prompt_ids, split_direction
-from medcore.term_block import block_terms
+from medcore.term_block import block_terms, term_block_in_use
 from medcore.terms import Glossary
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,16 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, disable=not enabled, desc=desc, unit="seg", dynamic_ncols=True)
 
 
+def _stage_meta(adapter: str) -> dict:
+    """A PEFT stage adapter's ``tsx_stage.json`` (empty when it has none)."""
+    import json
+
+    try:
+        return json.loads((Path(adapter) / "tsx_stage.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 class TransformersTranslator(Translator):
     """Greedy translation with transformers: base model (+ stage adapters), batched, left-padded."""
 
@@ -90,13 +100,16 @@ class TransformersTranslator(Translator):
 
     def __init__(self, base: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (),
                  batch_size: int = 8, device: str | None = None, bf16: bool | None = None,
-                 max_new_cap: int = BUDGET_MAX, term_glossary: Glossary | None = None):
+                 max_new_cap: int = BUDGET_MAX, term_glossary: Glossary | None = None,
+                 term_block_mode: str = "on"):
         from hfmodel.loading import load_for_inference, pick_device_dtype
-
-        self.term_glossary = term_glossary if term_glossary is not None and len(term_glossary) else None
 
         self.base = str(base)
         self.adapters = [str(a) for a in adapters]
+        # "auto" as the app decides: the block only if a stage adapter was trained with it.
+        shares = [{"term_block_share": _stage_meta(a).get("term_block_share")} for a in self.adapters]
+        use = term_glossary is not None and len(term_glossary) and term_block_in_use(term_block_mode, shares)
+        self.term_glossary = term_glossary if use else None
         self.batch_size = max(1, int(batch_size))
         self.max_new_cap = max_new_cap
         self.device, self.dtype = pick_device_dtype(device, bf16)
@@ -200,7 +213,7 @@ class LlamaCppTranslator(Translator):
     def __init__(self, gguf: str | os.PathLike[str], n_ctx: int = 4096, n_threads: int | None = None,
                  max_new_cap: int = BUDGET_MAX, verbose: bool = False,
                  adapters: Sequence[str | os.PathLike[str]] = (), base_only: bool = False, parallel: int = 0,
-                 term_glossary: Glossary | None = None):
+                 term_glossary: Glossary | None = None, term_block_mode: str = "on"):
         try:
             import llama_cpp  # noqa: F401
         except ImportError as exc:
@@ -216,8 +229,8 @@ class LlamaCppTranslator(Translator):
         self.info = self.engine.load(model, LoadOptions(n_ctx=n_ctx, n_threads=n_threads, parallel=parallel),
                                      base_only=base_only,
                                      adapters=[str(a) for a in adapters])
-        # The evaluation's --term-block measures the block with any model, trained with it or not.
-        self.engine.set_term_glossary(term_glossary, mode="on")
+        # --term-block (on) measures the block with any model; --term-block auto is what the app does.
+        self.engine.set_term_glossary(term_glossary, mode=term_block_mode)
         self.path = self.info.path
         self.context = int(self.info.n_ctx)
 

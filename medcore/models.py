@@ -61,12 +61,14 @@ BUNDLED: dict[str, BundledModel] = {
             version="0.2.0",
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             size=1_117_320_768,
-            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: the app's default translator",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
         ),
     )
 }
-SMALL_MODEL = "qwen2.5-coder-0.5b"  # trainer/test default: same arch and vocab as the app model
-APP_MODEL = "qwen2.5-coder-1.5b"
+# The bundled models by size. Which model the app uses is not decided here: resources/models/default.yaml
+# (medcore.modelspec.default_model) names it, once.
+SMALL_MODEL = "qwen2.5-coder-0.5b"  # trainer/test default: same arch and vocab as the large one
+LARGE_MODEL = "qwen2.5-coder-1.5b"
 
 
 class ModelError(RuntimeError):
@@ -100,9 +102,14 @@ def bundled_path(name: str, directory: str | os.PathLike[str] | None = None) -> 
     return path
 
 
-def resolve_model(spec: str | os.PathLike[str] | None, default: str = APP_MODEL) -> Path:
-    """A model argument as users give it: a path, a bundled model name, or None for the default."""
+def resolve_model(spec: str | os.PathLike[str] | None, default: str | None = None) -> Path:
+    """A model argument as users give it: a path, a bundled model name, or None for ``default`` (a bundled
+    name; without one, the bundled base of the default model in ``resources/models/default.yaml``)."""
     if spec is None or str(spec) == "":
+        if default is None:
+            from medcore.modelspec import default_base_name
+
+            default = default_base_name()
         return bundled_path(default)
     if str(spec) in BUNDLED:
         return bundled_path(str(spec))

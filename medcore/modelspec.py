@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcore.models import APP_MODEL, BUNDLED, ModelError, resolve_model
+from medcore.models import BUNDLED, ModelError, resolve_model
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -158,15 +158,21 @@ def find_spec(value: str | os.PathLike[str], directory: str | os.PathLike[str] |
 
 
 def default_model(directory: str | os.PathLike[str] | None = None) -> str:
-    """The default model's name: ``default:`` in ``<specs dir>/default.yaml`` (else the bundled app model)."""
+    """The default model's name: ``default:`` in ``<specs dir>/default.yaml``, the one place it is named."""
     import yaml
 
     root = Path(directory) if directory else specs_dir()
     path = root / "default.yaml"
-    if not path.is_file():
-        return APP_MODEL
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    value = str(data.get("default") or APP_MODEL)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise SpecError(f"cannot read {path} ({exc.strerror}): it names the default model; the installation "
+                        "is incomplete (reinstall, or set $TSX_MODEL_SPECS to a folder that has one)") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({exc})") from None
+    value = str((data if isinstance(data, dict) else {}).get("default") or "")
+    if not value:
+        raise SpecError(f"{path}: 'default:' is missing; it names the default model (a bundled model or a spec)")
     return value
 
 

@@ -106,20 +106,21 @@ def pick_engine(model: str | None, adapters: list[str], hf_dir: str | None, engi
 
 def make_engine(args: argparse.Namespace):
     """The engine the CLI runs: the app's (llama.cpp) unless the reference is asked for or needed."""
-    from medcore.models import APP_MODEL, ModelError, resolve_model
+    from medcore.models import ModelError
+    from medcore.modelspec import resolve
 
     kind = pick_engine(args.model, args.adapters, args.hf_dir, args.engine)
     try:
         if kind == "llama":
             from desktop.attention.llama_engine import LlamaAttentionEngine
-            from medcore.modelspec import resolve
 
             model = str(resolve(args.model).source)  # a spec keeps its adapters; None: the app's default
             return LlamaAttentionEngine(model, adapters=args.adapters, base_model=args.base_model,
                                         repack=False if args.no_repack else None)
         from desktop.attention.engine import TransformersAttentionEngine
 
-        model = resolve_model(args.model, default=APP_MODEL)
+        # The reference engine runs PEFT adapters, not a spec's GGUF LoRAs: a spec gives it its base.
+        model = resolve(args.model, base_only=True).base
         return TransformersAttentionEngine(model, adapters=args.adapters, base_model=args.base_model,
                                            hf_dir=args.hf_dir)
     except (ModelError, ValueError) as exc:

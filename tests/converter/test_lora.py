@@ -244,6 +244,19 @@ def test_cli_translate_and_tsx_eval_give_identical_text(tuned, tmp_path, capsys)
     assert row["hypothesis"] == by_spec["translation"]
     described = json.loads((out / "metrics.json").read_text())["model"]
     assert described["tuned_model"] == "tiny-tuned" and [a["stage"] for a in described["adapters"]] == [1, 2]
+    # The users' default, `auto`, on both sides: these adapters were not trained with the block, so neither
+    # puts it in, and the two still agree.
+    assert medtrans(["translate", "--json", "-d", "zh-en", "--ctx", "512", "--threads", "2", "-m", str(tuned.spec),
+                     SENTENCE]) == 0
+    by_default = json.loads(capsys.readouterr().out)
+    assert tsx_eval(["run", "--backend", "llamacpp", "--model", str(tuned.spec), "--test", str(test), "--out",
+                     str(tmp_path / "auto"), "--n-ctx", "512", "--no-progress", "--glossary", "default",
+                     "--term-block", "auto", "--kinds", "sentence"]) == 0
+    capsys.readouterr()
+    auto_row = json.loads((tmp_path / "auto" / "hypotheses.jsonl").read_text().splitlines()[0])
+    assert auto_row["hypothesis"] == by_default["translation"] != by_spec["translation"]
+    assert json.loads((tmp_path / "auto" / "metrics.json").read_text())["model"]["term_block"] is False
+    assert by_default["provenance"]["term_block"] is False
 
 
 def test_tsx_eval_refuses_peft_dirs_and_builds_runtime_ablation(tuned):
@@ -261,17 +274,17 @@ def test_tsx_eval_refuses_peft_dirs_and_builds_runtime_ablation(tuned):
 def test_default_model_is_one_line_of_data(tuned, tmp_path, monkeypatch):
     """The shipped default is a bundled model; pointing default.yaml at a tuned spec makes every entry point use it."""
     from desktop.selftest import check_model
-    from medcore.models import APP_MODEL
+    from medcore.models import LARGE_MODEL
     from medcore.modelspec import default_model, list_specs, resolve
     from medcore.resources import RESOURCES_DIR
 
     shipped = RESOURCES_DIR / "models" / "default.yaml"
-    assert default_model(shipped.parent) == APP_MODEL  # not switched until a trained adapter set beats the 1.5B base
+    assert default_model(shipped.parent) == LARGE_MODEL  # not switched until a trained adapter set beats the 1.5B base
 
     specs = tmp_path / "specs"
     specs.mkdir()
     shutil.copy(tuned.spec, specs / "tiny-tuned.yaml")
-    text = shipped.read_text(encoding="utf-8").replace(f"default: {APP_MODEL}", "default: tiny-tuned")
+    text = shipped.read_text(encoding="utf-8").replace(f"default: {LARGE_MODEL}", "default: tiny-tuned")
     assert text != shipped.read_text(encoding="utf-8")
     (specs / "default.yaml").write_text(text, encoding="utf-8")
     # adapter paths in a spec are relative to it: keep them resolvable from the copy

@@ -75,3 +75,16 @@ def test_installed_bundled_models_verify(small_gguf, capsys):
     assert rows["qwen2.5-coder-0.5b"]["verified"] is True
     assert rows["qwen2.5-coder-0.5b"]["size"] == models.BUNDLED["qwen2.5-coder-0.5b"].size
     check_gguf_header(small_gguf)
+
+
+def test_the_default_model_is_named_in_one_file_and_its_absence_is_explained(tmp_path):
+    from medcore.modelspec import SpecError, default_base_name, default_model
+
+    assert default_model() and default_base_name() in models.BUNDLED  # a bundled model or a tuned spec on one
+    with pytest.raises(SpecError, match="default.yaml .*names the default model; the installation is incomplete"):
+        default_model(tmp_path)
+    (tmp_path / "default.yaml").write_text("# nothing chosen\n")
+    with pytest.raises(SpecError, match="'default:' is missing"):
+        default_model(tmp_path)
+    (tmp_path / "default.yaml").write_text("default: qwen2.5-coder-0.5b\n")
+    assert default_model(tmp_path) == default_base_name(tmp_path) == "qwen2.5-coder-0.5b"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from medcore.models import APP_MODEL, BUNDLED, SMALL_MODEL
+from medcore.models import BUNDLED, SMALL_MODEL
+from medcore.modelspec import default_base_name
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,7 +39,7 @@ def test_missing_model_fails_with_report(tmp_path):
 
 
 def test_damaged_bundled_model_fails_the_hash_check(tmp_path):
-    model = BUNDLED[APP_MODEL]
+    model = BUNDLED[default_base_name()]
     fake = tmp_path / model.filename
     fake.write_bytes(b"GGUF" + b"\0" * 1024)  # right name and magic, wrong content
     rc, report, _ = run_selftest(["--no-page"], {"TSX_MODELS_DIR": str(tmp_path)})
