@@ -55,7 +55,8 @@ RUNTIME_HOOK = ROOT / "packaging" / "rthook_tsx.py"
 # models: tuned-model specs + adapters; glossary: the default medical glossary with its sources and NOTICE.md;
 # fonts: the CJK font whose glyphs the attention pages embed (desktop.fonts)
 RESOURCE_DIRS = ("prompts", "web", "i18n", "icons", "samples", "models", "glossary", "fonts")
-RESOURCE_SKIP_SUFFIXES = (".ts", ".pyc")  # Qt Linguist sources: the .qm files are what loads
+# Qt Linguist sources (the .qm files are what loads); PEFT adapters (the app loads their GGUF LoRAs)
+RESOURCE_SKIP_SUFFIXES = (".ts", ".pyc", ".safetensors")
 
 HIDDEN_IMPORTS = [
     # entered only through importlib / lazily inside functions that the analysis may miss

@@ -24,7 +24,8 @@ EVAL=${EVAL:-runs/eval-full}
 LIMIT_ARGS=()
 [ -n "${LIMIT:-}" ] && LIMIT_ARGS=(--limit "$LIMIT")
 
-# A stage is finished when its metrics.json (written only at the end) has reached the checkpoint's step.
+# A stage is finished when its metrics.json (written only at the end) has reached the checkpoint's step,
+# or, restored from the repo on another machine, has its adapter and no checkpoint at all.
 finished() {
   "$BIN/python" - "$1" <<'PY'
 import json, sys
@@ -32,11 +33,24 @@ from pathlib import Path
 out = Path(sys.argv[1])
 try:
     done = json.loads((out / "metrics.json").read_text())["summary"]["steps"]
-    last = json.loads((out / "checkpoints/last/state.json").read_text())["global_step"]
+    state = out / "checkpoints/last/state.json"
+    last = json.loads(state.read_text())["global_step"] if state.exists() else None
 except (OSError, KeyError, ValueError):
     sys.exit(1)
-sys.exit(0 if done == last else 1)
+adapter = (out / "adapter" / "adapter_model.safetensors").is_file()
+sys.exit(0 if done == last or (last is None and adapter) else 1)
 PY
+}
+
+# Finished stages are committed (resources/models/adapters/$NAME/peft/stageN): a machine without runs/
+# gets them back instead of training them again.
+restore_stage() {  # restore_stage <n>
+  local saved=$ADAPTERS/peft/stage$1 out=runs/stage$1
+  [ -f "$saved/adapter_model.safetensors" ] && [ ! -f "$out/adapter/adapter_model.safetensors" ] || return 0
+  echo "== stage $1: restored from $saved"
+  mkdir -p "$out/adapter"
+  cp "$saved"/adapter_model.safetensors "$saved"/adapter_config.json "$saved"/tsx_stage.json "$out/adapter/"
+  cp "$saved"/metrics.json "$saved"/metrics.csv "$saved"/config.json "$out/"
 }
 
 run_stage() {  # run_stage <stage> <out_dir> <args...>
@@ -49,6 +63,8 @@ run_stage() {  # run_stage <stage> <out_dir> <args...>
 }
 
 [ -f prepared/manifest.json ] || "$BIN/tsx-train" prepare
+restore_stage 1
+restore_stage 2
 run_stage stage1 runs/stage1 --micro-batch-size 16 --val-limit 512 --eval-every 250 --epochs 1
 run_stage stage2 runs/stage2 --micro-batch-size 8 --val-limit 410 --eval-every 100 --epochs 1  # on runs/stage1/adapter
 
