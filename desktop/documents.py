@@ -1,6 +1,6 @@
 """Files in and out: reading source text (UTF-8 or GB18030), the term report, red flags, exports.
 
-The term report uses :meth:`medcore.terms.Glossary.check`, the same matcher as the trainer's term
+The term report uses :meth:`medcore.terms.Glossary.check`, the same matcher as the evaluation's term
 accuracy metric, so a term flagged in the app is exactly a term the metric would count as missed.
 The clinical red flags come from :mod:`medcore.redflags`, sentence by sentence when the translation
 was made sentence by sentence (the engine's segments), else on the whole pair.
