@@ -316,6 +316,25 @@ def use_log_attention(model: Any) -> bool:
     return getattr(model.config, "_attn_implementation", None) == LOG_ATTENTION
 
 
+class ResultCache(OrderedDict):
+    """The last ``size`` attention results by request: a hit becomes the newest, the oldest goes first."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def hit(self, key: tuple) -> AttentionResult | None:
+        if key not in self:
+            return None
+        self.move_to_end(key)
+        return self[key]
+
+    def put(self, key: tuple, result: AttentionResult) -> None:
+        self[key] = result
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
 class TransformersAttentionEngine:
     """Attention from the app's weights run in transformers (eager attention), cached per pair.
 
@@ -342,7 +361,7 @@ class TransformersAttentionEngine:
         self._eot: int | None = None
         self._log_weights = False  # whether the model hands back log-weights (LOG_ATTENTION)
         self._base_engine: TransformersAttentionEngine | None = None
-        self._cache: OrderedDict[tuple, AttentionResult] = OrderedDict()
+        self._cache = ResultCache(cache_size)
         self._prefix_cache: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -415,16 +434,13 @@ class TransformersAttentionEngine:
         terms = tuple((str(a), str(b)) for a, b in terms)
         key = (source, translation, direction, bool(base), terms)
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            if (cached := self._cache.hit(key)) is not None:
+                return cached
             self.load(progress)
             if progress:
                 progress("Running the model" + (" (base weights)" if base else ""))
             result = self._compute(source, translation, direction, base, terms)
-            self._cache[key] = result
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._cache.put(key, result)
             return result
 
     # -- internals -------------------------------------------------------------------------------

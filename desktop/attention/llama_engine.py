@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from desktop.attention import tokens as tok
-from desktop.attention.engine import AttentionResult, Progress, assemble
+from desktop.attention.engine import AttentionResult, Progress, ResultCache, assemble
 
 
 class LlamaAttentionEngine:
@@ -59,7 +58,7 @@ class LlamaAttentionEngine:
         self._capture = AttentionCapture(model, adapters, repack=repack, n_threads=threads, n_ctx=n_ctx,
                                          max_bytes=None if max_mb is None else int(max_mb * 2**20),
                                          hasher=model_sha256)
-        self._cache: OrderedDict[tuple, AttentionResult] = OrderedDict()
+        self._cache = ResultCache(cache_size)
         self._lock = threading.RLock()
         self.last_stats: dict[str, Any] = {}
 
@@ -107,18 +106,15 @@ class LlamaAttentionEngine:
         terms = tuple((str(a), str(b)) for a, b in terms)
         key = (source, translation, direction, bool(base), terms)
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            if (cached := self._cache.hit(key)) is not None:
+                return cached
             self._capture.load(progress)
             if base and not self._capture.has_adapters:
                 raise ValueError("no base model to compare with: this model has no adapters")
             if progress:
                 progress("Running the model" + (" (base weights)" if base else ""))
             result = self._compute(source, translation, direction, base, terms)
-            self._cache[key] = result
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._cache.put(key, result)
             return result
 
     def close(self) -> None:
