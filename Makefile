@@ -74,6 +74,8 @@ run: venv-app
 # with each entry's source and priority and the licence notices (medcore/glossary.py). The result is
 # committed under resources/glossary/, so a checkout without shared/data still ships it; `make package`
 # rebuilds it first when the shared lists are there. A test fails when the committed copy is stale.
+# Its reference audit (reference_audit.json: renderings human references reject, made advisory) is
+# measured on the prepared training sentences: `python -m medcore.glossary audit` after `tsx-train prepare`.
 SHARED_DATA ?= ../shared/data
 .PHONY: glossary
 glossary: | $(BIN)/python

@@ -9,7 +9,7 @@ wording). Source sentences are read from ``prepared/sentences/test.jsonl`` by id
 - **before**: the matcher as it was (``medcore/terms.py`` at commit ``30e00fe``, read with ``git show``)
   with the three shared lists loaded as plain term files, every entry required;
 - **after**: today's matcher with the shipped default glossary (source priority, general-dictionary
-  everyday words advisory).
+  everyday words advisory, renderings its reference audit demoted advisory unless left untranslated).
 
 A decision is flagged by a checker when a hit of that checker overlapping the labelled span is
 flagged. Hits that overlap no labelled span are counted and reported (they were not labelled).

@@ -121,7 +121,7 @@ class GlossaryPanel(QWidget):
             elif check.accepted:
                 status, color, found = self.tr("accepted"), ACCEPTED_COLOR, ""
             elif not check.required:
-                status, color, found = self.tr("advisory (general word)"), ADVISORY_COLOR, ""
+                status, color, found = self.tr("advisory (not required)"), ADVISORY_COLOR, ""
             else:
                 status, color, found = self.tr("review: missing"), MISSING_COLOR, ""
             values = [check.hit.span.text, " | ".join(check.expected), found, status]

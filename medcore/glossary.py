@@ -30,9 +30,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from medcore.atomic import write_json, write_text
+from medcore.glossary_audit import AUDIT_FILE, read_demotions
 from medcore.pairs import read_pairs
 from medcore.terms import USER_PRIORITY, Glossary, Term
-from medcore.textnorm import normalize_en, normalize_zh
+from medcore.textnorm import match_key, normalize_en, normalize_zh
 
 GLOSSARY_FILE = "medical_glossary.tsv"
 SOURCES_FILE = "sources.json"
@@ -134,13 +135,14 @@ def build(data_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] | No
 
 # -- load ---------------------------------------------------------------------------------------
 def default_terms(folder: str | os.PathLike[str] | None = None) -> list[Term]:
-    """The shipped glossary's terms with their source, priority and kind."""
+    """The shipped glossary's terms with their source, priority, kind and reference-audit demotions."""
     folder = Path(folder) if folder else default_dir()
     path, sources_path = folder / GLOSSARY_FILE, folder / SOURCES_FILE
     if not path.is_file() or not sources_path.is_file():
         raise GlossaryError(f"the default medical glossary is missing from the installation ({folder}); "
                             "rebuild it with `python -m medcore.glossary build --data <shared/data>`")
     sources = json.loads(sources_path.read_text(encoding="utf-8"))["sources"]
+    demotions = read_demotions(folder / AUDIT_FILE)
     terms = []
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -151,7 +153,9 @@ def default_terms(folder: str | os.PathLike[str] | None = None) -> list[Term]:
             if len(row) != 3 or row[2] not in sources:
                 raise GlossaryError(f"{path}:{number}: expected zh<TAB>en<TAB>source with a source from {SOURCES_FILE}")
             meta = sources[row[2]]
-            terms.append(Term(row[0], row[1], row[2], int(meta["priority"]), bool(meta["general"])))
+            advisory = frozenset(lang for lang, keys in demotions.items()
+                                 if match_key(row[0] if lang == "zh" else row[1], lang) in keys)
+            terms.append(Term(row[0], row[1], row[2], int(meta["priority"]), bool(meta["general"]), advisory))
     return terms
 
 
@@ -162,6 +166,25 @@ def load_glossary(user_files: Sequence[str | os.PathLike[str]] = (), use_default
     if not use_default and not user_files:
         return None
     return Glossary.load(list(user_files), priority=USER_PRIORITY, general_terms=general_terms, base=base)
+
+
+def audit_default(prepared: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> dict:
+    """Run the reference audit of the shipped glossary on ``prepared``'s training sentences; write it beside it."""
+    from medcore.glossary_audit import audit, file_sha256, write_audit
+    from medcore.records import read_records
+
+    folder, prepared = Path(folder) if folder else default_dir(), Path(prepared)
+    train, manifest = prepared / "sentences" / "train.jsonl", prepared / "manifest.json"
+    if not train.is_file() or not manifest.is_file():
+        raise GlossaryError(f"{prepared} holds no prepared training sentences: run `tsx-train prepare` first")
+    (folder / AUDIT_FILE).unlink(missing_ok=True)  # measure the lists as built, not as last demoted
+    glossary = Glossary(default_terms(folder))
+    records = read_records(train)
+    rows = audit(glossary, records)
+    data = {"split": "sentences/train.jsonl (training split only; never a test split)",
+            "sentence_records": len(records), "train_sha256": file_sha256(train),
+            "manifest_sha256": file_sha256(manifest)}
+    return write_audit(folder / AUDIT_FILE, rows, data)
 
 
 def user_glossary_path() -> Path:
@@ -201,8 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="build resources/glossary/ from the shared term lists")
     b.add_argument("--data", type=Path, default=Path("../shared/data"), help="folder holding terms/ (default ../shared/data)")
     b.add_argument("--out", type=Path, default=None, help="output folder (default resources/glossary)")
+    a = sub.add_parser("audit", help="measure the glossary against the human references of the prepared training "
+                                     "sentences and write reference_audit.json (demotions)")
+    a.add_argument("--prepared", type=Path, default=Path("prepared"), help="tsx-train prepare output (default prepared)")
+    a.add_argument("--out", type=Path, default=None, help="glossary folder (default resources/glossary)")
     args = ap.parse_args(argv)
     try:
+        if args.command == "audit":
+            doc = audit_default(args.prepared, args.out)
+            for lang, c in doc["counts"].items():
+                print(f"from {lang}: {c['terms_seen']} terms in {c['checks']} checks, references agree in "
+                      f"{c['agreed']}; {c['demoted']} demoted to advisory")
+            return 0
         counts = build(args.data, args.out)
     except GlossaryError as exc:
         print(f"error: {exc}", file=sys.stderr)

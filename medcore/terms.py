@@ -21,6 +21,9 @@ best first (the user's own glossary, then curated medical lists, then a general 
 gloss has no medical word-form (``-itis``, ``-oma``, ``cardi-`` …) is *advisory*: shown, never
 flagged "to review" (服用 → "take", 治疗 → "medical treatment"), unless the glossary is built with
 ``general_terms=True``. A term with no source information (a plain TSV) is always required.
+An entry of the shipped glossary whose rendering human translators rarely use (its reference audit,
+:mod:`medcore.glossary_audit`) is advisory when translating from the audited language. An advisory
+term is still flagged when the translation leaves it untranslated (:func:`left_untranslated`).
 
 All spans are offsets into the caller's original string.
 """
@@ -30,7 +33,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from medcore.pairs import read_pairs
@@ -206,6 +209,9 @@ class Term:
     origin: str = ""
     priority: int = 0
     general: bool = False
+    # Source languages from which this entry is only advisory: human references rarely use its
+    # rendering (the shipped glossary's reference audit, medcore.glossary_audit).
+    advisory_from: frozenset[str] = frozenset()
 
     def side(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
@@ -259,6 +265,7 @@ class TermCheck:
     found: Span | None
     required: bool = True
     accepted: bool = False
+    untranslated: bool = False  # an advisory term copied into the translation as it stood in the source
 
     @property
     def ok(self) -> bool:
@@ -266,8 +273,8 @@ class TermCheck:
 
     @property
     def flagged(self) -> bool:
-        """To review: required, not found, and not accepted by the reviewer."""
-        return not self.ok and self.required and not self.accepted
+        """To review: not found and not accepted, and either required or left untranslated."""
+        return not self.ok and (self.required or self.untranslated) and not self.accepted
 
     @property
     def status(self) -> str:
@@ -276,7 +283,7 @@ class TermCheck:
             return "ok"
         if self.accepted:
             return "accepted"
-        return "missing" if self.required else "advisory"
+        return "missing" if self.required or self.untranslated else "advisory"
 
     def to_dict(self) -> dict:
         return {
@@ -346,6 +353,17 @@ def find_phrase(text: str, phrase: str, lang: str, _toks: list[_Tok] | None = No
     return best
 
 
+_ABBREVIATION = re.compile(r"[A-Z0-9][A-Z0-9\-./]*")
+
+
+def left_untranslated(hit: TermHit, translation: str) -> bool:
+    """The source term stands in the translation as it was: 疾病 inside English, "mutation" inside
+    Chinese. An all-capital abbreviation (DNA, HIV, COVID-19) is legitimately kept in Chinese text."""
+    if hit.lang == "zh":
+        return hit.span.text in translation
+    return not _ABBREVIATION.fullmatch(hit.span.text) and find_phrase(translation, hit.span.text, "en") is not None
+
+
 class Glossary:
     """A set of zh/en terms with a matcher for each language.
 
@@ -366,7 +384,7 @@ class Glossary:
             # Alternatives in one field become one entry each (same source and priority).
             for zh in split_alternatives(term.zh):
                 for en in split_alternatives(term.en):
-                    expanded.append(Term(zh, en, term.origin, term.priority, term.general))
+                    expanded.append(replace(term, zh=zh, en=en))
         # Highest priority first, so hits list the preferred translation first; stable otherwise.
         expanded.sort(key=lambda t: -t.priority)
         for term in expanded:
@@ -438,8 +456,11 @@ class Glossary:
         return hits
 
     def required(self, hit: TermHit) -> bool:
-        """A hit must be checked when one of its entries is a required term (or the user asked for all)."""
-        return self.general_terms or any(t.required for t in hit.terms)
+        """A hit must be checked when one of its entries is a required term (or the user asked for all).
+
+        An entry the reference audit demoted (:mod:`medcore.glossary_audit`) is advisory even with
+        ``general_terms``: that switch asks for everyday words, not for renderings translators reject."""
+        return any((self.general_terms or t.required) and hit.lang not in t.advisory_from for t in hit.terms)
 
     def check(self, source: str, translation: str, src_lang: str, tgt_lang: str) -> list[TermCheck]:
         """For every term in ``source``: is one of its expected translations in ``translation``?"""
@@ -457,7 +478,9 @@ class Glossary:
                 span = memo[e]
                 if span is not None and (found is None or span.start < found.start):
                     found = span
-            checks.append(TermCheck(hit, expected, found, required=self.required(hit)))
+            required = self.required(hit)
+            left = found is None and not required and left_untranslated(hit, translation)
+            checks.append(TermCheck(hit, expected, found, required=required, untranslated=left))
         return checks
 
     def consistency(self, source: str, translation: str, src_lang: str, tgt_lang: str) -> list[Inconsistency]:

@@ -66,7 +66,7 @@ ZH = {
     "Save the wording selected in the translation (or typed) as this term's translation in your own glossary file":
         "将译文中选中（或输入）的措辞作为该术语的译法保存到您自己的术语表文件",
     "Sentence": "句子", "Check": "检查项", "Finding": "发现", "accepted": "已接受",
-    "advisory (general word)": "提示（普通词）", "%1 translated in different ways: %2": "“%1”有不同译法：%2",
+    "advisory (not required)": "提示（非必需）", "%1 translated in different ways: %2": "“%1”有不同译法：%2",
     "Clinical checks: after the translation": "临床检查：翻译完成后进行",
     "Clinical checks: %1 finding(s) to review": "临床检查：%1 项待复核",
     "Clinical checks: numbers, negations, sides and completeness carried over": "临床检查：数字、否定、左右侧与完整性均已保留",

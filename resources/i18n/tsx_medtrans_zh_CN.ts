@@ -168,8 +168,8 @@
     </message>
     <message>
         <location filename="../../desktop/glossary_panel.py" line="124" />
-        <source>advisory (general word)</source>
-        <translation>提示（普通词）</translation>
+        <source>advisory (not required)</source>
+        <translation>提示（非必需）</translation>
     </message>
     <message>
         <location filename="../../desktop/glossary_panel.py" line="126" />
