@@ -52,7 +52,7 @@ SENTENCES = [
 
 
 def translate(engine, source: str, direction: str = "zh-en", max_new_tokens: int = 64) -> str:
-    """The app's own translation (desktop.engine: llama.cpp, prompt contract, greedy)."""
+    """The app's own translation (runtime.engine: llama.cpp, prompt contract, greedy)."""
     return engine.translate(source, direction, max_new_tokens=max_new_tokens).translation.strip()
 
 
@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from desktop.attention.dock import AttentionDock
-    from desktop.engine import LoadOptions, TranslationEngine
     from medcore.modelspec import resolve
+    from runtime.engine import TranslationEngine
+    from runtime.options import LoadOptions
 
     model = str(resolve(args.model).source)
     app = QApplication.instance() or QApplication([sys.argv[0]])

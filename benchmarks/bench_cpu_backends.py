@@ -1,7 +1,7 @@
 """llama.cpp builds and weight repacking side by side: prompt and decode speed for each model.
 
 For every build × model one worker process loads the model through
-``medcore.llamacpp_runtime.open_llama`` twice, with weight repacking on and off (a build with AMX
+``runtime.llamacpp.open_llama`` twice, with weight repacking on and off (a build with AMX
 compiled in — a native one on this CPU — is always off), and measures, with the same threads, the
 two interleaved (on, off, on, off, …) so load from other jobs hits both alike:
 
@@ -10,7 +10,7 @@ two interleaved (on, off, on, off, …) so load from other jobs hits both alike:
 * **decode** tok/s: exactly as ``benchmarks/bench_engine.py`` measures it (greedy chat completion of
   the benchmark sentence, ``(tokens - 1) / time after the first token``), the median of ``--repeats``.
 
-The switch itself (``TSX_NO_REPACK=1``) is tested in ``tests/core/test_llamacpp_runtime.py``.
+The switch itself (``TSX_NO_REPACK=1``) is tested in ``tests/runtime/test_llamacpp.py``.
 
 Builds: ``portable`` is the llama-cpp-python this interpreter imports (the project's build);
 ``--build NAME=DIR`` adds another one installed into DIR (``pip install --no-deps --target DIR
@@ -51,10 +51,11 @@ def worker(model: str, threads: int, repeats: int, max_tokens: int, ctx: int, mo
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     from benchmarks.bench_engine import SENTENCE, bare_run
-    from medcore.llamacpp_runtime import ensure_backends, open_llama
     from medcore.models import resolve_model
     from medcore.prompt import load_contract
     from medcore.resources import RESOURCES_DIR
+    from runtime.gguf_header import Key
+    from runtime.llamacpp import ensure_backends, open_llama
 
     runtime = ensure_backends()
     path = resolve_model(model)
@@ -69,7 +70,7 @@ def worker(model: str, threads: int, repeats: int, max_tokens: int, ctx: int, mo
     # prompt processing: a long prompt of the kind the app sends, cut to PROMPT_TOKENS tokens
     text = (RESOURCES_DIR / "samples" / "discharge_summary_zh.txt").read_text(encoding="utf-8")
     any_llm = next(iter(llms.values()))
-    formatter = Jinja2ChatFormatter(template=any_llm.metadata["tokenizer.chat_template"], eos_token="", bos_token="")
+    formatter = Jinja2ChatFormatter(template=any_llm.metadata[Key.CHAT_TEMPLATE], eos_token="", bos_token="")
     prompt = formatter(messages=load_contract().messages(text, "zh-en")).prompt
     ids = any_llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)[:PROMPT_TOKENS]
     pp: dict[str, list[float]] = {m: [] for m in llms}

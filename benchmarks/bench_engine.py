@@ -24,10 +24,12 @@ import statistics
 import sys
 import time
 
-from desktop.engine import LoadOptions, TranslationEngine, default_threads
 from medcore.models import SMALL_MODEL, resolve_model
 from medcore.prompt import load_contract, split_direction
 from medcore.textnorm import normalize
+from runtime.engine import TranslationEngine
+from runtime.machine import default_threads
+from runtime.options import LoadOptions
 
 SENTENCE = "患者诊断为急性心肌梗死，行经皮冠状动脉介入治疗后恢复良好，出院后继续口服阿司匹林和氯吡格雷。"
 
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import llama_cpp
 
-    from medcore.llamacpp_runtime import ensure_backends, open_llama
+    from runtime.llamacpp import ensure_backends, open_llama
 
     path = resolve_model(args.model)
     threads = args.threads or default_threads()

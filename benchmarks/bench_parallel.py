@@ -1,6 +1,6 @@
 """Document throughput of the app's engine with 1, 2, 4 and 8 segments decoded side by side.
 
-A real ~1,000-character Chinese note is translated zh→en by ``desktop.engine.TranslationEngine``
+A real ~1,000-character Chinese note is translated zh→en by ``runtime.engine.TranslationEngine``
 exactly as the app and ``tsx-medtrans translate --parallel N`` do it (greedy, the app's output
 budgets, the default context). ``--parallel 1`` is the sequential path. For each model and N:
 
@@ -30,8 +30,11 @@ import sys
 import time
 from pathlib import Path
 
-from desktop.engine import AUTO_PARALLEL, LoadOptions, TranslationEngine, default_threads
 from medcore.models import LARGE_MODEL, SMALL_MODEL, resolve_model
+from runtime.engine import TranslationEngine
+from runtime.machine import default_threads
+from runtime.options import LoadOptions
+from runtime.side_by_side import AUTO_PARALLEL
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT.parent / "shared" / "data" / "documents" / "wmt_biomed_medline_docs.tsv"

@@ -9,7 +9,7 @@ sequences side by side (what ``tsx-eval --backend llamacpp`` does) and each reco
 
 Why some differ: a sequence decoded beside others goes through batched matrix kernels that sum in
 another order than the one-row kernels, so its logits differ in the last bits; greedy decoding then
-picks another token where the two best are nearly tied (tests/core/test_parallel_decode.py replays
+picks another token where the two best are nearly tied (tests/runtime/test_parallel_decode.py replays
 such outputs on the sequential path and checks every token is within a near-tie of the greedy one).
 """
 
@@ -23,8 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-from desktop.engine import LoadOptions, TranslationEngine, default_threads
 from medcore.models import SMALL_MODEL, resolve_model
+from runtime.engine import TranslationEngine
+from runtime.machine import default_threads
+from runtime.options import LoadOptions
 
 TEST = Path(__file__).resolve().parents[1] / "prepared" / "sentences" / "test.jsonl"
 

@@ -15,7 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from desktop.engine import LoadOptions, TranslationEngine
+from runtime.engine import TranslationEngine
+from runtime.options import LoadOptions
 
 
 def select(test_path: Path, n: int, directions: tuple[str, ...]) -> list[dict]:

@@ -170,7 +170,7 @@ def _cmd_lora(args) -> int:
 def _runtime_limits(path: str | None, gguf: str) -> dict | None:
     limits = _thresholds(path)
     if limits:
-        from medcore.gguf_header import read_gguf_info
+        from runtime.gguf_header import read_gguf_info
 
         limits = limits.get(read_gguf_info(gguf).file_type)
     return limits
@@ -212,7 +212,7 @@ def _cmd_verify(args) -> int:
             base = None
     limits = _thresholds(args.thresholds)
     if limits:
-        from medcore.gguf_header import read_gguf_info
+        from runtime.gguf_header import read_gguf_info
 
         limits = limits.get(args.ftype or read_gguf_info(args.gguf).file_type)
     report = verify(args.hf, args.gguf, base=base, ftype=args.ftype, max_new_tokens=args.max_new_tokens,

@@ -19,7 +19,7 @@ fine-tune rather than the base. An export that lost the fine-tune fails.
 **Runtime adapters** (:func:`verify_runtime`): the reference is the HF base with the PEFT stage
 adapters applied exactly as training saw them (earlier stages merged, the last one live), and the
 GGUF side is the bundled base GGUF with the GGUF LoRA stack llama.cpp applies at run time
-(:mod:`medcore.lora`). The same report, plus ``without_adapters``: the same GGUF with the stack
+(:mod:`runtime.adapters`). The same report, plus ``without_adapters``: the same GGUF with the stack
 switched off, against the tuned reference (how much the adapters matter) and against the HF base
 (the quantisation noise floor).
 """
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from converter import ConvertError
-from medcore.gguf_header import Key
+from runtime.gguf_header import Key
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def _prefix(a: list[int], b: list[int]) -> int:
 def _gguf_runs(reference: Reference, gguf: Path, n_gpu_layers: int = 0, loras: list | None = None) -> dict[str, Any]:
     import llama_cpp
 
-    from medcore.lora import open_llama_with_adapters, set_active
+    from runtime.adapters import open_llama_with_adapters, set_active
 
     longest = max(len(p.prompt_ids) + max(len(p.gen_ids), reference.max_new_tokens) for p in reference.probes)
     llm = open_llama_with_adapters(gguf, loras or [], n_ctx=longest + 16, n_batch=512, logits_all=True, verbose=False,
@@ -267,7 +267,7 @@ def compare(reference: Reference, gguf: str | os.PathLike[str], ftype: str | Non
     whose noise floor differs from the pretrained LMs they were calibrated on. ``loras``: GGUF LoRA
     files (or :class:`medcore.lora.LoraAdapter`) llama.cpp applies on ``gguf`` at run time.
     """
-    from medcore.gguf_header import read_gguf_info
+    from runtime.gguf_header import read_gguf_info
 
     gguf = Path(gguf)
     info = read_gguf_info(gguf)

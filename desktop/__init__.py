@@ -1,7 +1,7 @@
 """TSX-MedTrans desktop app: offline zh<->en medical translation on a local GGUF model.
 
-``engine`` (no Qt) is the translation core shared by the window and the ``translate`` CLI;
-``worker`` runs it on a QThread. ``main_window`` builds the UI and wires its parts: ``term_highlighter``
+The translation core (no Qt) is :mod:`runtime`'s engine, shared with the ``translate`` CLI, ``tsx-eval``
+and the self-test; ``worker`` runs it on a QThread. ``main_window`` builds the UI and wires its parts: ``term_highlighter``
 (its Qt-free logic in ``highlight``), ``model_controller`` and ``document_controller``. ``selftest`` is
 ``tsx-medtrans --self-test``; ``webengine_env`` sets up QtWebEngine for the app, the attention CLI and it.
 """

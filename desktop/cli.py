@@ -91,12 +91,14 @@ def cmd_translate(args) -> int:
         term_checks,
         term_consistency,
     )
-    from desktop.engine import EngineError, LoadOptions, TranslationEngine
     from desktop.provenance import build_provenance
     from medcore.glossary import DEFAULT_NAME, GlossaryError, load_glossary
     from medcore.models import ModelError
     from medcore.modelspec import default_model
     from medcore.pairs import DataFormatError
+    from runtime.engine import TranslationEngine
+    from runtime.errors import EngineError
+    from runtime.options import LoadOptions
 
     level = logging.DEBUG if (args.verbose and args.log_source_text) else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

@@ -19,14 +19,15 @@ from PySide6.QtWidgets import QApplication, QComboBox, QFileDialog, QLabel, QPla
 
 from desktop.document_view import DocumentView
 from desktop.documents import DocumentError, export, read_source_file, report_payload
-from desktop.engine import TranslationResult
 from desktop.model_controller import ModelController
-from desktop.provenance import build_provenance, model_sha256
+from desktop.provenance import build_provenance
 from desktop.term_highlighter import TermHighlighter, span_cursor
 from desktop.window_part import WindowPart
 from desktop.worker import EngineController
 from medcore.atomic import write_text
 from medcore.prompt import auto_direction
+from runtime.model_hash import model_sha256
+from runtime.results import TranslationResult
 
 
 class DocumentController(WindowPart):

@@ -16,8 +16,6 @@ from PySide6.QtCore import Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QProgressBar
 
-from desktop.engine import ModelInfo
-from desktop.gguf_meta import read_gguf_info
 from desktop.model_dialog import ModelSettingsDialog
 from desktop.settings import AppSettings
 from desktop.window_part import WindowPart
@@ -27,6 +25,8 @@ from medcore.prompt import split_direction
 from medcore.term_block import block_terms, reads_term_block
 from medcore.terms import Glossary
 from medcore.textnorm import normalize
+from runtime.gguf_header import read_gguf_info
+from runtime.options import ModelInfo
 
 
 class ModelController(WindowPart):

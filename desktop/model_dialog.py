@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QWidget
 
-from desktop.engine import AUTO_PARALLEL, LoadOptions, default_threads
-from medcore.llamacpp_runtime import repack_disabled_by_env
+from runtime.llamacpp import repack_disabled_by_env
+from runtime.machine import default_threads
+from runtime.options import LoadOptions
+from runtime.side_by_side import AUTO_PARALLEL
 
 
 class ModelSettingsDialog(QDialog):

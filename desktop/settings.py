@@ -5,7 +5,7 @@ the 1.5B and a trained export each keep their own threads / context size / GPU l
 segments. Weight
 repacking (``llama/repack``) is one setting for every model: when a CPU-specific path of llama.cpp
 misbehaves it does so for all of them (``$TSX_NO_REPACK=1`` overrides it, see
-``medcore.llamacpp_runtime``).
+``runtime.llamacpp``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from desktop.engine import LoadOptions
 from medcore.models import BUNDLED, ModelError, bundled_path
+from runtime.options import LoadOptions
 
 ORGANIZATION = "TSX-MedTrans"
 APPLICATION = "tsx-medtrans"

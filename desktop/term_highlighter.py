@@ -18,7 +18,6 @@ from PySide6.QtGui import QAction, QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QPlainTextEdit, QTextEdit
 
 from desktop.documents import red_flags, term_checks, term_consistency
-from desktop.engine import TranslationResult
 from desktop.glossary_panel import GlossaryPanel
 from desktop.highlight import Mark, flagged_segments, qt_to_py, source_marks, target_marks, term_at
 from desktop.settings import AppSettings
@@ -28,6 +27,7 @@ from medcore.pairs import DataFormatError
 from medcore.prompt import split_direction
 from medcore.redflags import RedFlag
 from medcore.terms import Glossary, Inconsistency, TermCheck
+from runtime.results import TranslationResult
 
 
 def paint(edit: QPlainTextEdit, marks: list[Mark]) -> None:

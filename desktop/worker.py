@@ -15,8 +15,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from desktop.engine import LoadOptions, ModelInfo, TranslationEngine, describe_exception
-from desktop.provenance import model_sha256
+from runtime.engine import TranslationEngine
+from runtime.errors import describe_exception
+from runtime.model_hash import model_sha256
+from runtime.options import LoadOptions, ModelInfo
 
 log = logging.getLogger("tsx_medtrans.worker")
 

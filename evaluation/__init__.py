@@ -12,5 +12,5 @@
 - :mod:`evaluation.cli`: the command line.
 
 Imports ``medcore``, ``hfmodel`` (transformers backend, adapter checks) and, for the llama.cpp
-backend, the app's own engine (``desktop.engine``), never ``trainer``.
+backend, the app's own engine (``runtime.engine``); never ``desktop`` or ``trainer``.
 """

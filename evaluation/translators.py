@@ -4,7 +4,7 @@
   :mod:`hfmodel.cache`), optionally with the stage adapters applied; prompts rendered with
   :func:`medcore.prompt.render_prompt_ids`; greedy ``generate`` in left-padded batches.
 - :class:`LlamaCppTranslator`: a GGUF file (or a tuned model: base GGUF + runtime LoRA adapters)
-  through the desktop app's own engine (``desktop.engine.TranslationEngine``), every segment of the
+  through the app's own engine (``runtime.engine.TranslationEngine``), every segment of the
   test set side by side in one llama.cpp context as the app translates a document's (``parallel``).
 
 Both decode greedily, stop at the chat template's end of turn, and cap the output length from the
@@ -197,12 +197,12 @@ class TransformersTranslator(Translator):
 
 
 class LlamaCppTranslator(Translator):
-    """Greedy translation of a GGUF with llama.cpp, through the desktop app's own engine.
+    """Greedy translation of a GGUF with llama.cpp, through the app's own engine.
 
-    The model is loaded and run by :class:`desktop.engine.TranslationEngine` (Qt-free, no torch),
+    The model is loaded and run by :class:`runtime.engine.TranslationEngine` (Qt-free, no torch),
     exactly as ``tsx-medtrans`` runs it: the GGUF's chat template, the source normalised, split into
     sentences that fit the context, the app's output budget, the runtime LoRA stack of a tuned model
-    (:mod:`medcore.lora`). So a score of this backend is a score of what users get.
+    (:mod:`runtime.adapters`). So a score of this backend is a score of what users get.
 
     ``gguf``: a GGUF file, bundled model name or tuned-model spec; ``adapters``: GGUF LoRA files
     applied at run time after the spec's; ``base_only``: a tuned model's base without its adapters.
@@ -218,9 +218,10 @@ class LlamaCppTranslator(Translator):
             import llama_cpp  # noqa: F401
         except ImportError as exc:
             raise RuntimeError(f"llama-cpp-python is not installed ({exc}); pip install 'tsx-medtrans[desktop]'") from None
-        from desktop.engine import LoadOptions, TranslationEngine
         from medcore.models import SMALL_MODEL
         from medcore.modelspec import resolve
+        from runtime.engine import TranslationEngine
+        from runtime.options import LoadOptions
 
         model = str(gguf) if str(gguf) else SMALL_MODEL
         resolve(model, base_only=base_only)  # fails early, with the resolver's message, for an unknown model
@@ -239,7 +240,7 @@ class LlamaCppTranslator(Translator):
         return self.engine.llm
 
     def describe(self) -> dict:
-        from desktop.provenance import model_sha256
+        from runtime.model_hash import model_sha256
 
         info = self.info
         runtime = self.engine.runtime_provenance()
@@ -247,11 +248,13 @@ class LlamaCppTranslator(Translator):
                 "tuned_model": info.spec, "base_only": runtime.get("base_only", False),
                 "adapters": runtime.get("adapters", []), "data_manifest_sha256": runtime.get("data_manifest_sha256"),
                 "context": self.context, "batch_size": 1, "parallel": self.info.options.parallel,
+                # A label in saved run keys (evaluation.resume), kept from before the engine moved to
+                # runtime.engine: a new spelling would make --resume redo every finished run.
                 "engine": "desktop.engine.TranslationEngine", "term_block": runtime.get("term_block", False)}
 
     def translate(self, items: Sequence[tuple[str, str]], progress: bool = False,
                   desc: str = "translating") -> list[Translation]:
-        from desktop.engine import EngineError
+        from runtime.errors import EngineError
 
         for _, direction in items:
             split_direction(direction)

@@ -1,37 +1,29 @@
-"""Runtime LoRA adapters: a stack of GGUF LoRAs that llama.cpp applies on top of a quantised base.
+"""GGUF LoRA adapter files and their provenance: what the converter writes and the runtime checks.
 
 The stage adapters are never merged into the quantised weights (a Q4_K_M merge erased 60 % of a
 short fine-tune): llama.cpp keeps the base as it is and adds ``scale * (alpha / r) * B @ A @ x`` of
-every adapter in the stack to the output of each adapted matrix, in f16/f32, at run time. Stage 1
-(MLP) and stage 2 (attention) add up exactly as training saw them (stage 2 was trained on the
-base with stage 1 merged: ``W + dW1`` then ``+ dW2`` is the same sum).
+every adapter in the stack to the output of each adapted matrix, in f16/f32, at run time
+(:mod:`runtime.adapters`). Stage 1 (MLP) and stage 2 (attention) add up exactly as training saw them
+(stage 2 was trained on the base with stage 1 merged: ``W + dW1`` then ``+ dW2`` is the same sum).
 
 Every GGUF LoRA carries a sidecar ``<file>.json`` (``kind: tsx-lora``, written by ``tsx-convert lora``)
 with its provenance: the base fingerprint (sha256 of the base GGUF it was trained on), the stage,
 the sha256 of the PEFT files it came from and of the training-data manifest. An adapter whose
-base fingerprint is not the loaded base's sha256 is refused before llama.cpp sees it.
-
-Low-level llama-cpp-python API used (0.3.36; its high-level ``lora_path`` takes one adapter and
-turns mmap off): ``llama_adapter_lora_init(model, path)`` per file, ``llama_set_adapters_lora(ctx,
-adapters, n, scales)`` for the whole stack (n = 0 switches them off: the base alone, no reload),
-``llama_adapter_lora_free`` when the model closes. No Qt, no torch; ``llama_cpp`` is imported only
-when a model is opened.
+base fingerprint is not the loaded base's sha256 is refused (:func:`check_stack`) before llama.cpp
+sees it. Plain files and JSON only: no llama.cpp, no Qt, no torch.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
-import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medcore.models import ModelError, sha256_file
 
-log = logging.getLogger(__name__)
 KIND = "tsx-lora"
 SIDECAR_SUFFIX = ".json"
 
@@ -136,84 +128,5 @@ def check_stack(adapters: Sequence[LoraAdapter], base_sha256: str, base_name: st
                 f"that are not the {len(given)} given before it; use the adapters of one training run, in order")
 
 
-# --- llama.cpp -------------------------------------------------------------------------------------------
-
-
-def _free_handles(llm: Any, llama_cpp: Any) -> None:
-    """Adapters off, then freed. ``llama_cpp`` is passed in: this also runs from ``Llama.__del__`` at
-    interpreter exit, when importing is no longer possible."""
-    handles = getattr(llm, "tsx_lora_handles", None) or []
-    ctx = getattr(getattr(llm, "_ctx", None), "ctx", None)
-    if ctx and handles:
-        llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
-    for handle in handles:
-        llama_cpp.llama_adapter_lora_free(handle)
-    llm.tsx_lora_handles = []
-
-
-def attach(llm: Any, adapters: Sequence[LoraAdapter]) -> None:
-    """Load ``adapters`` into an open ``llama_cpp.Llama`` and make them active (in this order)."""
-    import llama_cpp
-
-    handles: list[Any] = []
-    llm.tsx_lora_handles = handles
-    llm.tsx_adapters = list(adapters)
-    llm.tsx_adapters_active = False
-    if not adapters:
-        return
-    llm._stack.callback(_free_handles, llm, llama_cpp)  # on close(), before the context and the model go
-    for adapter in adapters:
-        handle = llama_cpp.llama_adapter_lora_init(llm._model.model, str(adapter.path).encode("utf-8"))
-        if not handle:
-            raise AdapterError(
-                f"llama.cpp could not load the LoRA adapter {adapter.path.name}: it does not fit this model "
-                "(another architecture or other tensor shapes)")
-        handles.append(handle)
-    set_active(llm, True)
-
-
-def set_active(llm: Any, active: bool) -> None:
-    """Switch the loaded adapter stack on or off (off: the base model alone). No reload."""
-    import llama_cpp
-
-    handles = getattr(llm, "tsx_lora_handles", None) or []
-    n = len(handles) if active else 0
-    arr = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*handles) if n else None
-    scales = (ctypes.c_float * n)(*[a.scale for a in llm.tsx_adapters]) if n else None
-    if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, arr, n, scales) != 0:
-        raise AdapterError("llama.cpp refused the LoRA adapter stack")
-    llm.tsx_adapters_active = bool(n)
-    # The KV cache and llama-cpp-python's prompt cache were computed with the other weights.
-    llm.reset()
-    llm._ctx.kv_cache_clear()
-
-
-def open_llama_with_adapters(model_path: str | os.PathLike[str],
-                             adapters: Sequence[LoraAdapter | str | os.PathLike[str]] = (), *,
-                             base_sha256: str | None = None, hasher: Callable[[Path], str] | None = None,
-                             repack: bool | None = None, **kwargs: Any):
-    """:func:`medcore.llamacpp_runtime.open_llama` plus a runtime LoRA stack, checked against the base first.
-
-    ``base_sha256``: the base GGUF's sha256 if known; else ``hasher(path)`` (default: hash the file).
-    The returned ``Llama`` carries ``tsx_adapters`` (the stack), ``tsx_adapters_active`` and
-    ``tsx_base_sha256`` (when adapters were given).
-    """
-    from medcore.llamacpp_runtime import open_llama
-
-    model_path = Path(model_path)
-    stack = as_adapters(adapters)
-    if stack:
-        base_sha256 = base_sha256 or (hasher or sha256_file)(model_path)
-        check_stack(stack, base_sha256, model_path.name)
-    llm = open_llama(model_path, repack=repack, **kwargs)
-    try:
-        attach(llm, stack)
-    except BaseException:
-        llm.close()
-        raise
-    llm.tsx_base_sha256 = base_sha256
-    return llm
-
-
-__all__ = ["KIND", "AdapterError", "LoraAdapter", "as_adapters", "attach", "check_stack", "open_llama_with_adapters",
-           "read_adapter", "set_active", "sidecar_path"]
+__all__ = ["KIND", "SIDECAR_SUFFIX", "AdapterError", "LoraAdapter", "as_adapters", "check_stack", "read_adapter",
+           "sidecar_path"]

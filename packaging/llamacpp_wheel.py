@@ -16,10 +16,10 @@ Why these flags (details in docs/packaging.md):
   llama.cpp #20824).
 * ``GGML_BACKEND_DL=ON GGML_CPU_ALL_VARIANTS=ON`` — the CPU backend is one shared library per
   instruction-set level; ggml loads the best one the running CPU supports
-  (``medcore.llamacpp_runtime.ensure_backends``).
+  (``runtime.llamacpp.ensure_backends``).
 * The variant list is patched in the sdist's ``ggml/src/CMakeLists.txt`` (ggml has no option for
   it): ``sapphirerapids``, the only variant with AMX, is never built, and on 2 cores only the
-  variants that matter are (``medcore.llamacpp_runtime.DEFAULT_VARIANTS``; ``--variants all`` builds
+  variants that matter are (``runtime.llamacpp.DEFAULT_VARIANTS``; ``--variants all`` builds
   every non-AMX one).
 * ``LLAVA_BUILD=OFF`` — the app has no image input; ``libmtmd`` is not shipped anyway.
 * ``CMAKE_INSTALL_{BIN,LIB}DIR=llama_cpp/lib`` — ggml installs backend modules into ``bin/``, which
@@ -47,7 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from medcore.llamacpp_runtime import (  # noqa: E402
+from runtime.llamacpp import (  # noqa: E402
     AMX_FEATURES,
     DEFAULT_VARIANTS,
     EXCLUDED_VARIANTS,

@@ -7,7 +7,7 @@
 Needs Debian's ``qemu-user`` (``apt-get install qemu-user``; QEMU ≥ 7.2 emulates AVX2). Under
 ``qemu-x86_64 -cpu <model>`` the project's interpreter runs, in three steps, each timed:
 
-1. ``backend``: :func:`medcore.llamacpp_runtime.ensure_backends` — which CPU variant ggml picks
+1. ``backend``: :func:`runtime.llamacpp.ensure_backends` — which CPU variant ggml picks
    for the emulated CPU and its features (for Haswell: ``haswell``, AVX2 and no AVX512);
 2. ``translate``: ``tsx-medtrans translate`` of one short sentence with the bundled 0.5B;
 3. ``selftest``: ``tsx-medtrans --self-test --no-page`` with the 0.5B on the same sentence (no QtWebEngine under
@@ -36,7 +36,7 @@ SENTENCE = "患者有高血压病史。"
 EXPECTED = {"Haswell": "haswell", "Broadwell": "haswell", "Skylake-Client": "haswell", "SandyBridge": "sandybridge",
             "IvyBridge": "sandybridge", "Nehalem": "sse42", "Westmere": "sse42", "Penryn": "x64", "Conroe": "x64"}
 BACKEND_PROBE = (
-    "import json; from medcore.llamacpp_runtime import ensure_backends as e; i = e(); "
+    "import json; from runtime.llamacpp import ensure_backends as e; i = e(); "
     "print(json.dumps({'variant': i.variant, 'variant_file': i.variant_file, 'features': i.features, "
     "'cpu': i.cpu_description, 'amx': i.amx, 'backend_dl': i.backend_dl}))"
 )

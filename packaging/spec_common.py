@@ -14,7 +14,7 @@ The parts that matter (each a known way for a frozen llama.cpp / QtWebEngine app
   ``libllama-common`` (llama.cpp's example helpers) are left out.
   The project's portable build (``packaging/llamacpp_wheel.py``) has no CPU code in ``libggml``: the
   CPU backend is one library per instruction-set level (``libggml-cpu-haswell.so``,
-  ``ggml-cpu-zen4.dll``, …), loaded at run time by ``medcore.llamacpp_runtime`` from that same folder.
+  ``ggml-cpu-zen4.dll``, …), loaded at run time by ``runtime.llamacpp`` from that same folder.
   Every one of them is collected (the clinic's CPU is not the build machine's), except an AMX
   variant (crashes, llama.cpp #20824), and a llama-cpp-python without them is refused: it would be a
   native build that carries the build machine's instruction set into the bundle.
@@ -26,7 +26,7 @@ The parts that matter (each a known way for a frozen llama.cpp / QtWebEngine app
   beside the code, which is
   where ``medcore.resources`` looks for it.
 * **No torch, full attention**: the app computes attention with llama.cpp itself
-  (``desktop.attention.llama_engine`` on ``medcore.attention_capture``) and draws the BertViz views
+  (``desktop.attention.llama_engine`` on ``runtime.attention_capture``) and draws the BertViz views
   from the vendored BertViz files in ``resources/web/vendor`` (no torch, no IPython). The reference
   engine (``TransformersAttentionEngine``) still imports torch/transformers lazily, and PyInstaller
   would follow those imports and pull in ~1 GB: they are excluded. There is no attention add-on.
@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from medcore.llamacpp_runtime import EXCLUDED_VARIANTS, variant_of_file  # noqa: E402
+from runtime.llamacpp import EXCLUDED_VARIANTS, variant_of_file  # noqa: E402
 
 APP_NAME = "tsx-medtrans"
 ENTRY = ROOT / "packaging" / "entry.py"
@@ -65,7 +65,7 @@ HIDDEN_IMPORTS = [
     "desktop.attention.cli", "desktop.attention.dock", "desktop.attention.view",
     "desktop.attention.session", "desktop.attention.page", "desktop.attention.alignment",
     "desktop.attention.engine", "desktop.attention.tokens", "desktop.attention.worker",
-    "desktop.attention.llama_engine", "desktop.fonts", "medcore.attention_capture",
+    "desktop.attention.llama_engine", "desktop.fonts", "runtime.attention_capture",
     # fontTools imports each font table's module by its tag, at run time
     "fontTools.subset", "fontTools.ttLib.woff2", "fontTools.ttLib.tables._c_m_a_p", "fontTools.ttLib.tables._g_l_y_f",
     "fontTools.ttLib.tables._l_o_c_a", "fontTools.ttLib.tables._h_m_t_x", "fontTools.ttLib.tables._h_e_a_d",
@@ -73,7 +73,7 @@ HIDDEN_IMPORTS = [
     "fontTools.ttLib.tables._p_o_s_t", "fontTools.ttLib.tables.O_S_2f_2", "fontTools.ttLib.tables._g_a_s_p",
     "fontTools.ttLib.tables._f_p_g_m", "fontTools.ttLib.tables._p_r_e_p", "fontTools.ttLib.tables._c_v_t",
     "fontTools.ttLib.tables.G_D_E_F_", "fontTools.ttLib.tables.G_P_O_S_", "fontTools.ttLib.tables.G_S_U_B_",
-    "tsx_firstrun", "medcore.llamacpp_runtime", "medcore.lora", "medcore.modelspec",
+    "tsx_firstrun", "runtime.llamacpp", "runtime.adapters", "medcore.lora", "medcore.modelspec",
     "llama_cpp", "llama_cpp.llama_chat_format", "jinja2",
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtSvg",
 ]

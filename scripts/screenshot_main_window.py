@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings, QTimer
 
     from desktop.app import create_app
-    from desktop.engine import LoadOptions
     from desktop.main_window import MainWindow
     from desktop.settings import AppSettings
     from medcore.models import resolve_model
+    from runtime.options import LoadOptions
 
     app = create_app([sys.argv[0]])
     tmp = tempfile.mkdtemp(prefix="tsx-shot-")

@@ -111,6 +111,14 @@ def tiny_qwen2_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, tiny_qwen2_dir) -> Path:
+    """A real qwen2 GGUF (2 layers, 1k-token BPE, ChatML template, eos <|im_end|>), random weights."""
+    from tests.runtime.tiny_gguf import write_tiny_gguf
+
+    return write_tiny_gguf(tiny_qwen2_dir, tmp_path_factory.mktemp("tiny_gguf") / "tiny-qwen2.gguf")
+
+
+@pytest.fixture(scope="session")
 def qwen_tokenizer_dir(small_gguf) -> Path:
     """The real Qwen2.5 tokenizer (151,936 tokens, chat template), read out of the bundled GGUF.
 

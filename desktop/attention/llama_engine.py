@@ -3,7 +3,7 @@
 :class:`LlamaAttentionEngine` gives the views the same :class:`~desktop.attention.engine.AttentionResult`
 as the transformers reference engine (same cutting to source + translation, renormalising, token
 merging; :func:`~desktop.attention.engine.assemble` does both), but its numbers come from llama.cpp's
-own forward pass (:mod:`medcore.attention_capture`): the quantised GGUF the app translates with, the
+own forward pass (:mod:`runtime.attention_capture`): the quantised GGUF the app translates with, the
 same weight-repacking setting, the tuned model's runtime LoRA stack. "Compare with base model" is the
 same pass with the adapter stack switched off. No torch anywhere on this path.
 
@@ -41,8 +41,8 @@ class LlamaAttentionEngine:
                  repack: bool | None = None, threads: int | None = None, n_ctx: int = 2048,
                  max_mb: float | None = None, cache_size: int = 16,
                  base_model: str | os.PathLike[str] | None = None):
-        from desktop.provenance import model_sha256
-        from medcore.attention_capture import AttentionCapture
+        from runtime.attention_capture import AttentionCapture
+        from runtime.model_hash import model_sha256
 
         for adapter in adapters:
             if Path(adapter).is_dir():
@@ -128,7 +128,7 @@ class LlamaAttentionEngine:
     # -- internals -------------------------------------------------------------------------------
     def _compute(self, source: str, translation: str, direction: str, base: bool,
                  terms: Sequence[tuple[str, str]] = ()) -> AttentionResult:
-        from medcore.attention_capture import CaptureStats
+        from runtime.attention_capture import CaptureStats
 
         cap = self._capture
         layout = cap.layout(source, translation, direction, terms)
@@ -139,7 +139,7 @@ class LlamaAttentionEngine:
         rows = kept + [r for r in gen_rows if r not in set(kept)]
         stats = CaptureStats()
         # The prompt's text before the source is the same for every pair of a direction: its keys and
-        # values are reused from the last capture (medcore.attention_capture), as the transformers
+        # values are reused from the last capture (runtime.attention_capture), as the transformers
         # engine reuses its prefix cache; a third of the tokens or fewer are computed per click.
         block = cap.capture(layout.ids, rows, kept, adapters=not base, reuse_prefix=layout.src_pos[0], stats=stats)
         index = {p: i for i, p in enumerate(rows)}

@@ -14,11 +14,11 @@ Each check is timed and reported as JSON on stdout (a short summary goes to stde
    models, its sha256 matches ``medcore.models.BUNDLED``; a tuned model's adapter files are present,
    match the spec's sha256 and were trained on this base;
 4. ``llama_backend``: llama.cpp's CPU backend is loaded the way the app loads it
-   (``medcore.llamacpp_runtime``); the report names the CPU variant ggml chose for this CPU (the
+   (``runtime.llamacpp``); the report names the CPU variant ggml chose for this CPU (the
    portable build ships one library per instruction-set level), the features that variant was
    built with, the CPU's description, every variant shipped, and whether weight repacking is on.
    A loaded AMX backend (crashes on decode, llama.cpp #20824) turns repacking off and is reported;
-5. ``load`` and ``translate``: the app's own engine (``desktop.engine``) loads the model and
+5. ``load`` and ``translate``: the app's own engine (``runtime.engine``) loads the model and
    translates one medical sentence; the output must be non-empty, in the target language
    (``medcore.textnorm.detect_lang``) and not cut off by the output budget; ``load`` names the weight
    buffers llama.cpp made (``CPU_REPACK``, ``CPU_Mapped``; an ``AMX`` buffer is a failure);

@@ -71,7 +71,7 @@ def _module_version(module: str) -> str | None:
 
 def check_llama_backend() -> dict[str, Any]:
     """Which CPU variant and features llama.cpp runs with here (see the module docstring)."""
-    from medcore.llamacpp_runtime import BackendError, ensure_backends
+    from runtime.llamacpp import BackendError, ensure_backends
 
     try:
         info = ensure_backends()
@@ -171,8 +171,8 @@ def check_model(spec: str | None, verify_hash: bool = True) -> tuple[str, dict[s
 
 
 def check_load(engine: Any, model: Path, ctx: int, repack: bool) -> dict[str, Any]:
-    """The app's engine (``desktop.engine.TranslationEngine``) loads ``model`` (a GGUF or a tuned-model spec)."""
-    from desktop.engine import LoadOptions
+    """The app's engine (``runtime.engine.TranslationEngine``) loads ``model`` (a GGUF or a tuned-model spec)."""
+    from runtime.options import LoadOptions
 
     info = engine.load(model, LoadOptions(n_ctx=ctx, repack=repack))
     detail = {"name": info.name, "architecture": info.architecture, "layers": info.n_layers,

@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
 
     backend = report.run("llama_backend", check_llama_backend)
     if "model_path" in state and backend.ok:
-        from desktop.engine import TranslationEngine
+        from runtime.engine import TranslationEngine
 
         engine = TranslationEngine()
         load = report.run("load", lambda: check_load(engine, state["model_source"], args.ctx, not args.no_repack))

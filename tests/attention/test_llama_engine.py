@@ -10,8 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-from medcore.attention_capture import CaptureError, char_offsets, max_bytes_from_env
-
 pytest.importorskip("llama_cpp")
 
 # Real pairs (Medline / clinical style), both directions, with the term to inspect and its source term.
@@ -31,22 +29,6 @@ PAIRS = [
 def _spans(src: str, tgt: str, term: str, src_term: str) -> tuple[tuple[int, int], tuple[int, int]]:
     t, s = tgt.index(term), src.index(src_term)
     return (t, t + len(term)), (s, s + len(src_term))
-
-
-def test_char_offsets_cover_multibyte_fragments_and_refuse_a_mismatch():
-    text = "心肌 a氯"
-    pieces = ["心".encode(), "肌".encode(), b" a", "氯".encode()[:2], "氯".encode()[2:]]
-    # A piece holding part of a character gets the whole character (as HF offset mappings do).
-    assert char_offsets(text, pieces) == [(0, 1), (1, 2), (2, 4), (4, 5), (4, 5)]
-    assert char_offsets(text, pieces[:-1]) is None  # does not spell the text out: the caller falls back
-
-
-def test_memory_cap_from_environment():
-    assert max_bytes_from_env(environ={}) == 192 * 2**20
-    assert max_bytes_from_env(environ={"TSX_ATTENTION_MAX_MB": "8"}) == 8 * 2**20
-    for bad in ("lots", "0", "-3"):
-        with pytest.raises(CaptureError, match="TSX_ATTENTION_MAX_MB"):
-            max_bytes_from_env(environ={"TSX_ATTENTION_MAX_MB": bad})
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +80,7 @@ def test_llama_engine_agrees_with_the_transformers_reference(small_gguf, llama_s
 @pytest.mark.bundled
 def test_llama_engine_result_is_real_attention_and_caps_memory(small_gguf, llama_small):
     from desktop.attention.llama_engine import LlamaAttentionEngine
-    from medcore.attention_capture import AttentionTooLarge
+    from runtime.attention_capture import AttentionTooLarge
 
     src, tgt, direction, *_ = PAIRS[0]
     r = llama_small.compute(src, tgt, direction)
@@ -176,7 +158,7 @@ def test_reused_prompt_prefix_gives_the_same_attention_as_a_fresh_pass(llama_sma
     layout = cap.layout(src, tgt, direction)
     rows, prefix = layout.kept + [layout.prompt_len - 1], layout.src_pos[0]
     assert prefix > 20  # the system message and the template's head
-    from medcore.attention_capture import CaptureStats
+    from runtime.attention_capture import CaptureStats
 
     stats = CaptureStats()
     reused = cap.capture(layout.ids, rows, layout.kept, reuse_prefix=prefix, stats=stats)
@@ -187,7 +169,7 @@ def test_reused_prompt_prefix_gives_the_same_attention_as_a_fresh_pass(llama_sma
 
 @pytest.mark.bundled
 def test_source_is_sent_as_the_app_sends_it_and_spans_point_into_the_given_text(llama_small):
-    """A pasted line with its newline: the prompt gets the trimmed text (as desktop.engine sends it),
+    """A pasted line with its newline: the prompt gets the trimmed text (as runtime.engine sends it),
     the units' spans still index the text as given."""
     src, tgt, direction, *_ = PAIRS[2]
     plain = llama_small.compute(src, tgt, direction)
@@ -233,8 +215,9 @@ def test_cli_term_view_from_llama_cpp(small_gguf, tmp_path, capsys):
 def test_term_block_prompt_is_the_one_that_translated(llama_small, small_gguf):
     """With glossary terms required, attention is computed on the prompt that carried them: the app
     engine's exact prompt ids, the source still found after the block, and a different attention."""
-    from desktop.engine import LoadOptions, TranslationEngine
     from medcore.terms import Glossary, Term
+    from runtime.engine import TranslationEngine
+    from runtime.options import LoadOptions
 
     src, tgt, direction, *_ = PAIRS[0]
     glossary = Glossary([Term("急性心肌梗死", "Acute myocardial infarction", "hpo")])

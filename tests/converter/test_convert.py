@@ -35,7 +35,7 @@ def test_merge_matches_live_adapters_and_records_hashes(qwen2_merged, tiny_qwen2
 
 def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_path):
     from converter.gguf import export
-    from medcore.gguf_header import read_gguf_info
+    from runtime.gguf_header import read_gguf_info
 
     out = tmp_path / "gguf"
     records = export(qwen2_merged, out, ["f16", "q4_k_m"], probes_file=str(probes_file), max_new_tokens=8,
@@ -55,7 +55,7 @@ def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_pat
     sidecar = json.loads(Path(f16["path"] + ".json").read_text())
     assert sidecar["sha256"] == f16["sha256"] and sidecar["llama_cpp_python"]
 
-    from medcore.llamacpp_runtime import open_llama
+    from runtime.llamacpp import open_llama
 
     llm = open_llama(f16["path"], n_ctx=256, verbose=False, n_threads=2)
     reply = llm.create_chat_completion(messages=[{"role": "user", "content": "高血压"}], max_tokens=8, temperature=0)
@@ -66,7 +66,7 @@ def test_qwen2_export_f16_and_q4_k_m_verified(qwen2_merged, probes_file, tmp_pat
 def test_llama3_cli_gguf_and_verify_json(llama3_merged, probes_file, tmp_path, capsys):
     """Llama layout: llama.cpp permutes q/k on conversion; a q/k mix-up would show as a large KL here."""
     from converter.cli import main
-    from medcore.gguf_header import read_gguf_info
+    from runtime.gguf_header import read_gguf_info
 
     target = tmp_path / "llama3-f16.gguf"
     assert main(["gguf", str(llama3_merged), "--out", str(target), "--type", "f16", "--probes", str(probes_file),

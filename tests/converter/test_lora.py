@@ -59,8 +59,8 @@ def _logits(llm, ids: list[int]) -> np.ndarray:
 
 def test_export_writes_gguf_lora_with_provenance(tuned):
     from hfmodel.fingerprints import adapter_fingerprint
-    from medcore.gguf_header import read_gguf_info
     from medcore.models import sha256_file
+    from runtime.gguf_header import read_gguf_info
 
     base_sha = sha256_file(tuned.gguf)
     s1, s2 = tuned.records
@@ -110,7 +110,7 @@ def test_stage1_alone_matches_peft(tuned, probes_file):
 
 
 def test_two_stacked_adapters_both_apply_and_switch_off(tuned):
-    from medcore.lora import open_llama_with_adapters, set_active
+    from runtime.adapters import open_llama_with_adapters, set_active
 
     ids = list(range(200, 230))
     kwargs = {"n_ctx": 128, "n_threads": 2, "verbose": False, "logits_all": True}
@@ -141,9 +141,10 @@ def _fake_sidecar(src: Path, dst_dir: Path, **changes) -> Path:
 
 
 def test_adapters_of_another_base_or_out_of_order_are_refused(tuned, tmp_path):
-    from desktop.engine import TranslationEngine
-    from medcore.lora import AdapterError, open_llama_with_adapters
+    from medcore.lora import AdapterError
     from medcore.models import ModelError
+    from runtime.adapters import open_llama_with_adapters
+    from runtime.engine import TranslationEngine
 
     foreign = _fake_sidecar(tuned.loras[0], tmp_path, base_fingerprint="ab" * 32, base_file="other-base.gguf")
     with pytest.raises(AdapterError, match="trained on another base model.*other-base.gguf"):
@@ -178,9 +179,10 @@ def test_export_refuses_another_base(tuned, tmp_path, tiny_qwen2_real):
 
 
 def test_engine_tuned_spec_provenance_and_base_only_switch(tuned):
-    from desktop.engine import LoadOptions, TranslationEngine
     from desktop.provenance import build_provenance
     from medcore.models import sha256_file
+    from runtime.engine import TranslationEngine
+    from runtime.options import LoadOptions
 
     base_sha = sha256_file(tuned.gguf)
     engine = TranslationEngine()
@@ -330,7 +332,8 @@ def test_spec_errors_are_clear(tmp_path):
 
 def test_parallel_segments_keep_the_runtime_adapters(tuned):
     """Segments side by side run on the parallel context with the same adapter stack, on and off."""
-    from desktop.engine import LoadOptions, TranslationEngine
+    from runtime.engine import TranslationEngine
+    from runtime.options import LoadOptions
 
     text = "患者有高血压病史。既往无糖尿病。胸部CT未见异常。"
     engine = TranslationEngine()
@@ -351,8 +354,9 @@ def test_parallel_segments_keep_the_runtime_adapters(tuned):
 def test_term_block_auto_follows_what_the_adapters_were_trained_with(tuned, tmp_path):
     """auto: the block goes into the prompt only while an adapter trained with it is active;
     on: with any model; the provenance says which happened."""
-    from desktop.engine import LoadOptions, TranslationEngine
     from medcore.terms import Glossary, Term
+    from runtime.engine import TranslationEngine
+    from runtime.options import LoadOptions
 
     meta = json.loads(Path(str(tuned.loras[1]) + ".json").read_text())
     stage2 = _fake_sidecar(tuned.loras[1], tmp_path, tsx_stage={**meta["tsx_stage"], "term_block_share": 0.5})

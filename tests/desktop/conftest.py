@@ -1,39 +1,10 @@
-"""Fixtures for the desktop app: a tiny real GGUF, isolated settings, glossary files."""
+"""Fixtures for the desktop app: isolated caches and settings, glossary files (the tiny GGUF: tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_gguf(tmp_path_factory, tiny_qwen2_dir) -> Path:
-    """A real qwen2 GGUF (2 layers, 1k-token BPE, ChatML template, eos <|im_end|>), random weights."""
-    from tests.desktop.tiny_gguf import write_tiny_gguf
-
-    return write_tiny_gguf(tiny_qwen2_dir, tmp_path_factory.mktemp("tiny_gguf") / "tiny-qwen2.gguf")
-
-
-@pytest.fixture(scope="session")
-def tiny_engine(tiny_gguf):
-    from desktop.engine import LoadOptions, TranslationEngine
-
-    engine = TranslationEngine()
-    engine.load(tiny_gguf, LoadOptions(n_ctx=1024))
-    yield engine
-    engine.unload()
-
-
-@pytest.fixture(scope="session")
-def small_engine(small_gguf):
-    """The bundled 0.5B, loaded once for the session (~1 s)."""
-    from desktop.engine import LoadOptions, TranslationEngine
-
-    engine = TranslationEngine()
-    engine.load(small_gguf, LoadOptions(n_ctx=1024))
-    yield engine
-    engine.unload()
 
 
 @pytest.fixture(autouse=True)

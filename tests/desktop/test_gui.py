@@ -14,9 +14,9 @@ from PySide6.QtCore import QLocale, QObject, Slot  # noqa: E402
 
 from desktop import main_window  # noqa: E402
 from desktop.app import install_translator  # noqa: E402
-from desktop.engine import LoadOptions  # noqa: E402
 from desktop.highlight import py_to_qt, qt_to_py  # noqa: E402
 from desktop.main_window import MainWindow  # noqa: E402
+from runtime.options import LoadOptions  # noqa: E402
 
 _SOCKET_EVENTS: list[str] = []
 
@@ -255,7 +255,7 @@ def test_real_translation_terms_export_and_attention_hook(qtbot, app_settings, s
     # export with term report and provenance
     w.documents.export_report(str(tmp_path / "report.json"))
     payload = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
-    from desktop.provenance import model_sha256
+    from runtime.model_hash import model_sha256
 
     assert payload["provenance"]["model_sha256"] == model_sha256(small_gguf)
     assert payload["term_report"]["missing"] >= 1

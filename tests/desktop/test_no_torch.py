@@ -1,5 +1,6 @@
-"""The app's path never imports torch: every module the bundle lists as the app's is imported in a fresh
-interpreter, and torch, transformers, IPython and the bertviz package must not be among ``sys.modules``.
+"""The app's path never imports torch: every module the bundle lists as the app's, and every module of
+``runtime``, is imported in a fresh interpreter, and torch, transformers, IPython and the bertviz package
+must not be among ``sys.modules``.
 
 The bundle ships without them (packaging/spec_common.py excludes them); the app computes attention with
 llama.cpp (``desktop.attention.llama_engine``). A module that started importing torch at import time would
@@ -24,8 +25,9 @@ def test_app_modules_import_without_torch():
 import importlib, json, sys
 sys.path.insert(0, {str(ROOT / "packaging")!r})
 import spec_common
-mods = [m for m in spec_common.HIDDEN_IMPORTS if m.split(".")[0] in ("desktop", "medcore", "tsx_firstrun")]
-mods += ["desktop.app", "desktop.main_window", "desktop.engine", "desktop.attention.dock", "desktop.attention.page"]
+mods = [m for m in spec_common.HIDDEN_IMPORTS if m.split(".")[0] in ("desktop", "runtime", "medcore", "tsx_firstrun")]
+mods += ["desktop.app", "desktop.main_window", "desktop.attention.dock", "desktop.attention.page"]
+mods += {sorted("runtime." + p.stem for p in (ROOT / "runtime").glob("*.py") if p.stem != "__init__")!r}
 for m in mods:
     importlib.import_module(m)
 print(json.dumps({{"imported": len(mods), "heavy": sorted(h for h in {HEAVY!r} if h in sys.modules)}}))

@@ -36,7 +36,7 @@ def test_bundle_excludes_torch_and_has_the_llama_cpp_attention_engine(spec_commo
         assert module in spec_common.EXCLUDES
     assert not set(spec_common.HIDDEN_IMPORTS) & set(spec_common.EXCLUDES)
     for module in ("desktop.selftest", "desktop.cli", "tsx_firstrun", "PySide6.QtWebEngineWidgets",
-                   "desktop.attention.llama_engine", "medcore.attention_capture"):
+                   "desktop.attention.llama_engine", "runtime.attention_capture"):
         assert module in spec_common.HIDDEN_IMPORTS
 
 

@@ -34,7 +34,7 @@ def test_model_check_names_a_file_that_is_not_a_model(tmp_path):
 
 
 def test_load_and_translate_checks_on_a_tiny_model(tiny_gguf):
-    from desktop.engine import TranslationEngine
+    from runtime.engine import TranslationEngine
 
     status, detail = check_model(str(tiny_gguf))
     assert status == "ok" and detail["path"] == str(tiny_gguf) and "not one of the bundled models" in detail["sha256"]

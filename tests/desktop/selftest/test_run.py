@@ -87,7 +87,7 @@ def test_real_self_test_on_the_small_model(small_gguf, tmp_path):
 @pytest.mark.bundled
 def test_self_test_names_the_cpu_variant_and_honours_the_repack_switch(small_gguf):
     """The report says which llama.cpp CPU variant and features run here; TSX_NO_REPACK=1 reaches the load."""
-    from medcore.llamacpp_runtime import AMX_FEATURES, EXCLUDED_VARIANTS, X86_VARIANTS, reported_features
+    from runtime.llamacpp import AMX_FEATURES, EXCLUDED_VARIANTS, X86_VARIANTS, reported_features
 
     rc, report, err = run_selftest(["--model", SMALL_MODEL, "--no-page", "--no-hash", "--ctx", "512"],
                                    {"TSX_NO_REPACK": "1"}, timeout=300)

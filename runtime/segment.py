@@ -137,3 +137,25 @@ def separator_after(segment: Segment, target_lang: str, last: bool) -> str:
     if newlines:
         return "\n" * newlines
     return " " if target_lang == "en" else ""
+
+
+class StrippedStream:
+    """One segment's translation as it streams, without leading and (until more text comes) trailing whitespace.
+
+    :meth:`feed` takes a generated piece and returns what may be shown now: the pieces returned add up
+    to the stripped translation, so streamed output equals the final text.
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+        self.pending_ws = ""
+        self.text = ""
+
+    def feed(self, piece: str) -> str:
+        if not self.started:
+            piece = piece.lstrip()
+            self.started = bool(piece)
+        body = (self.pending_ws + piece).rstrip()
+        self.pending_ws = (self.pending_ws + piece)[len(body):]
+        self.text += body
+        return body

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from desktop.engine import LoadOptions, TranslationEngine
-from desktop.segment import Segment
-from medcore.parallel_decode import (
+from runtime.engine import TranslationEngine
+from runtime.options import LoadOptions
+from runtime.parallel_decode import (
     DecodeError,
     ParallelDecoder,
     Request,
@@ -17,6 +17,7 @@ from medcore.parallel_decode import (
     common_prefix_length,
     slot_need,
 )
+from runtime.segment import Segment
 
 pytest.importorskip("llama_cpp")
 

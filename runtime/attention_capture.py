@@ -7,9 +7,9 @@ row-major, i.e. for every head a ``[query token, KV cell]`` matrix whose rows su
 cells are exactly 0). Nobody upstream exposes this (llama.cpp #9122 was closed without it), so it
 is read here through ctypes: ``ggml_get_name`` to pick the tensors, ``ggml_backend_tensor_get``
 to copy them out (both from the bundled ``libggml-base``, see
-:func:`medcore.llamacpp_runtime.ggml_tensor_api`).
+:func:`runtime.llamacpp.ggml_tensor_api`).
 
-:class:`AttentionCapture` opens a model the way the app does (:func:`medcore.lora.open_llama_with_adapters`:
+:class:`AttentionCapture` opens a model the way the app does (:func:`runtime.adapters.open_llama_with_adapters`:
 portable CPU backend, the same weight-repacking setting, the same runtime LoRA stack), creates a
 second llama.cpp context on those weights for capturing (flash attention off, the callback set)
 and runs one forward pass over ``prompt + translation`` per request. The adapter stack is a
@@ -23,8 +23,7 @@ translation), per layer and head. A pair whose kept block would exceed the memor
 message saying what to do (:class:`AttentionTooLarge`).
 
 The prompt is the app's: the prompt contract's messages rendered by the GGUF's own chat template
-(llama-cpp-python's ``Jinja2ChatFormatter``, configured as ``desktop.engine.TranslationEngine``
-configures it) and tokenised by llama.cpp. Character offsets of every token come from the bytes
+(:mod:`runtime.chat_template`, as :class:`runtime.engine.TranslationEngine` renders it) and tokenised by llama.cpp. Character offsets of every token come from the bytes
 llama.cpp says each token stands for (``llama_token_to_piece``), so the views can merge pieces
 into readable units exactly as for the transformers engine.
 
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from runtime.machine import default_threads
 
 log = logging.getLogger(__name__)
 
@@ -287,9 +288,10 @@ class AttentionCapture:
             return
         import llama_cpp
 
-        from medcore.llamacpp_runtime import ggml_tensor_api
-        from medcore.lora import open_llama_with_adapters, read_adapter
+        from medcore.lora import read_adapter
         from medcore.modelspec import resolve
+        from runtime.adapters import open_llama_with_adapters
+        from runtime.llamacpp import ggml_tensor_api
 
         resolved = resolve(os.path.expanduser(self.model), base_only=self.base_only)
         stack = [read_adapter(p, expected_sha256=sha) for p, sha in zip(resolved.adapters, resolved.adapter_sha256,
@@ -298,7 +300,7 @@ class AttentionCapture:
         if progress:
             progress(f"Loading {resolved.base.name}" + (f" with {len(stack)} adapter(s)" if stack else ""))
         started = time.perf_counter()
-        threads = self.n_threads or _default_threads()
+        threads = self.n_threads or default_threads()
         # The Llama object's own context is only used for tokenising: keep it tiny.
         llm = open_llama_with_adapters(resolved.base, stack, hasher=self.hasher, repack=self.repack, n_ctx=64,
                                        n_batch=64, n_threads=threads, verbose=False)
@@ -351,17 +353,14 @@ class AttentionCapture:
 
     def set_adapters(self, active: bool) -> None:
         """The adapter stack on (the tuned model) or off (the base weights) for the next captures."""
-        import llama_cpp
+        from runtime.adapters import set_stack
 
-        handles = list(getattr(self.llm, "tsx_lora_handles", None) or [])
-        n = len(handles) if active else 0
-        if bool(n) == self._adapters_on:
+        on = bool(active and getattr(self.llm, "tsx_lora_handles", None))
+        if on == self._adapters_on:
             return
-        arr = (llama_cpp.llama_adapter_lora_p_ctypes * n)(*handles) if n else None
-        scales = (ctypes.c_float * n)(*[a.scale for a in self.adapters]) if n else None
-        if llama_cpp.llama_set_adapters_lora(self._ctx, arr, n, scales) != 0:
+        if not set_stack(self._ctx, self.llm, on):
             raise CaptureError("llama.cpp refused the LoRA adapter stack on the attention context")
-        self._adapters_on = bool(n)
+        self._adapters_on = on
 
     # -- prompt layout ------------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -376,10 +375,9 @@ class AttentionCapture:
         ``terms``: the term block the translation's prompt carried (the engine's ``prompt_terms``).
         """
         from medcore.prompt import load_contract
+        from runtime.chat_template import render
 
-        rendered = self._formatter(messages=load_contract().messages(source, direction, terms))
-        ids = self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
-        return list(ids), rendered.prompt
+        return render(self._formatter, self.llm, load_contract().messages(source, direction, terms))
 
     def layout(self, source: str, translation: str, direction: str,
                terms: Sequence[tuple[str, str]] = ()) -> PairLayout:
@@ -394,7 +392,7 @@ class AttentionCapture:
         if not source.strip() or not translation.strip():
             raise ValueError("both the source and the translation must be non-empty")
         llm = self.llm
-        # The app's engine sends normalize(source) (desktop.engine.TranslationEngine.messages). When that
+        # The app's engine sends normalize(source) (runtime.engine.TranslationEngine.messages). When that
         # only trims the ends (a pasted line's newline), send exactly that and shift the spans back; when
         # it changes the inside (zero-width characters, full-width digits), the source as given is sent, as
         # the reference engine does, so that every span still points into the text the user sees.
@@ -568,25 +566,17 @@ class AttentionCapture:
         return collector(tensor, ask, user_data)
 
 
-def _default_threads() -> int:
-    count = os.cpu_count() or 2
-    return max(1, count // 2) if count > 4 else count
-
-
 def _chat_formatter(llm: Any, path: Path) -> Any:
-    """The GGUF's own chat template, set up exactly as ``desktop.engine.TranslationEngine.load`` does."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    from medcore.gguf_header import Key
+    """The GGUF's own chat template, set up as the engine sets it up (:mod:`runtime.chat_template`)."""
+    from runtime.chat_template import chat_formatter
+    from runtime.gguf_header import Key
 
     template = (getattr(llm, "metadata", None) or {}).get(Key.CHAT_TEMPLATE)
     if not template:
         raise CaptureError(f"{path.name} has no chat template (tokenizer.chat_template): the translation prompt "
                            "cannot be rebuilt for it")
-    eos_id, bos_id = llm.token_eos(), llm.token_bos()
-    eos = llm.detokenize([eos_id], special=True).decode("utf-8", "replace") if eos_id >= 0 else ""
-    bos = llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
-    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id])
+    return chat_formatter(llm, template)
+
 
 __all__ = ["DEFAULT_MAX_MB", "ENV_MAX_MB", "AttentionCapture", "AttentionTooLarge", "CaptureError", "CaptureStats",
            "PairLayout", "char_offsets", "max_bytes_from_env", "piece_bytes"]

@@ -25,7 +25,7 @@ model (the ``Llama``'s own context keeps serving the sequential path untouched):
   The prefix stays in the cache between runs (as llama-cpp-python keeps the previous prompt for the
   sequential path): the next document evaluates only what its prefix does not share with it.
 - **Greedy** = argmax of the logits, first index on ties (what llama.cpp's greedy sampler picks).
-- The runtime LoRA stack of the ``Llama`` (:mod:`medcore.lora`) is applied to this context too,
+- The runtime LoRA stack of the ``Llama`` (:mod:`runtime.adapters`) is applied to this context too,
   active or not as it is on the ``Llama`` (:meth:`ParallelDecoder.sync_adapters`).
 
 No Qt, no torch; ``llama_cpp`` is imported only when a decoder is made.
@@ -177,17 +177,15 @@ class ParallelDecoder:
 
     def sync_adapters(self) -> None:
         """Apply the ``Llama``'s runtime LoRA stack here as it is there (active or off)."""
-        handles = list(getattr(self.llm, "tsx_lora_handles", None) or [])
+        from runtime.adapters import set_stack
+
+        handles = getattr(self.llm, "tsx_lora_handles", None) or []
         active = bool(getattr(self.llm, "tsx_adapters_active", False)) and bool(handles)
         if self.adapters_active == active:
             return
-        C = self._C
-        n = len(handles) if active else 0
-        arr = (C.llama_adapter_lora_p_ctypes * n)(*handles) if n else None
-        scales = (ctypes.c_float * n)(*[a.scale for a in self.llm.tsx_adapters]) if n else None
-        if C.llama_set_adapters_lora(self.ctx, arr, n, scales) != 0:
+        if not set_stack(self.ctx, self.llm, active):
             raise DecodeError("llama.cpp refused the LoRA adapter stack for the parallel context")
-        C.llama_memory_clear(self.mem, True)  # computed with other weights
+        self._C.llama_memory_clear(self.mem, True)  # computed with other weights
         self._prefix_cached = []
         self.adapters_active = active
 

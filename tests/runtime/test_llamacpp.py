@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medcore import llamacpp_runtime as rt
+from runtime import llamacpp as rt
 
 ROOT = Path(__file__).resolve().parents[2]
 # ggml's x86 score (ggml-cpu/arch/x86/cpu-feats.cpp): the weight of each feature a variant needs.
@@ -169,7 +169,8 @@ def test_amx_backend_forces_repacking_off(runtime, small_gguf, monkeypatch):
 
 @pytest.mark.bundled
 def test_engine_load_options_and_env_switch(runtime, small_gguf, monkeypatch):
-    from desktop.engine import LoadOptions, TranslationEngine
+    from runtime.engine import TranslationEngine
+    from runtime.options import LoadOptions
 
     monkeypatch.delenv("TSX_NO_REPACK", raising=False)
     engine = TranslationEngine()

@@ -1,6 +1,6 @@
 """The one door to llama.cpp: load its CPU backend, describe it, and open models through it.
 
-Every part of the project that runs a GGUF in llama.cpp (the desktop engine, ``tsx-eval``'s llama.cpp
+Every part of the project that runs a GGUF in llama.cpp (the engine, ``tsx-eval``'s llama.cpp
 backend, the converter's ``verify``, the benchmarks, the tests) opens it with :func:`open_llama`, so
 the three things below happen the same way everywhere. No Qt, no torch; ``llama_cpp`` is imported
 only when a function here is called.
@@ -347,7 +347,7 @@ def _install_hooks() -> None:
             if lines is not None and text:
                 lines.append(text.decode("utf-8", errors="replace"))
             if level == 3 and text and _EXPECTED_WARNING.search(text):
-                return  # expected for every runtime LoRA on a repacked weight (medcore.lora): not news
+                return  # expected for every runtime LoRA on a repacked weight (runtime.adapters): not news
             if level in (3, 4) or not getattr(_tls, "quiet", False):  # GGML_LOG_LEVEL_WARN, _ERROR always
                 forward(level, text, user_data)
 
@@ -410,7 +410,7 @@ def ggml_tensor_api() -> ctypes.CDLL:
     """ggml's tensor functions from the ``libggml-base`` that libllama itself uses, signatures set.
 
     ``ggml_get_name``, ``ggml_nelements``, ``ggml_nbytes`` and ``ggml_backend_tensor_get``: what an
-    eval callback needs to pick a tensor by name and copy it out (``medcore.attention_capture``). As in
+    eval callback needs to pick a tensor by name and copy it out (``runtime.attention_capture``). As in
     :func:`_load_ggml`, the symbols are found through libllama's own handle on Linux/macOS (its
     dependencies, the very copy it computes with), and in ``ggml-base.dll`` beside it on Windows.
     """

@@ -1,4 +1,4 @@
-from desktop.segment import join_translations, separator_after, split_clauses, split_in_half, split_sentences
+from runtime.segment import join_translations, separator_after, split_clauses, split_in_half, split_sentences
 
 
 def test_sentences_chinese_and_english_punctuation_keep_offsets():

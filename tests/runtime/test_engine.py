@@ -7,11 +7,14 @@ import threading
 
 import pytest
 
-from desktop.engine import ContextLimitError, LoadOptions, TranslationEngine, check_memory, estimate_memory
-from desktop.gguf_meta import read_gguf_info
 from medcore.models import ModelError
 from medcore.prompt import render_prompt_ids
 from medcore.textnorm import normalize
+from runtime.engine import TranslationEngine
+from runtime.errors import ContextLimitError
+from runtime.gguf_header import read_gguf_info
+from runtime.machine import check_memory, estimate_memory
+from runtime.options import LoadOptions
 
 SOURCE_ZH = "患者诊断为急性心肌梗死。"
 # Greedy output of the bundled 0.5B for this sentence names the disease correctly (checked by hand;
@@ -92,7 +95,7 @@ def test_cancel_stops_within_a_token(tiny_engine):
         if len(pieces) == 3:
             cancel.set()
 
-    # the sequential path (segments side by side: tests/core/test_parallel_decode.py)
+    # the sequential path (segments side by side: tests/runtime/test_parallel_decode.py)
     result = tiny_engine.translate("第一句很长。第二句。", "zh-en", cancel=cancel, on_token=on_token, max_new_tokens=200,
                                    parallel=1)
     assert result.cancelled
@@ -170,7 +173,7 @@ def test_model_without_chat_template_is_refused(tmp_path, tiny_qwen2_dir):
     import json
     import shutil
 
-    from tests.desktop.tiny_gguf import write_tiny_gguf
+    from tests.runtime.tiny_gguf import write_tiny_gguf
 
     plain = tmp_path / "plain"
     shutil.copytree(tiny_qwen2_dir, plain)
