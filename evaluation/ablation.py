@@ -97,7 +97,7 @@ def run_ablation(systems: Sequence[SystemSpec], test: str | os.PathLike[str], ou
                  batch_size: int = 8, n_ctx: int = 4096, bootstrap_samples: int = 1000, progress: bool = True,
                  translator_factory: Callable[..., Any] | None = None, directions: Sequence[str] | None = None,
                  kinds: Sequence[str] | None = None, max_new_cap: int | None = None,
-                 translator_kwargs: dict | None = None, resume: bool = False) -> dict:
+                 translator_kwargs: dict | None = None, resume: bool = False, rescore: bool = False) -> dict:
     """Run every system on the same records; write the table (md/csv/json) and the chart."""
     from evaluation.plots import plot_ablation
     from evaluation.translators import make_translator
@@ -119,7 +119,7 @@ def run_ablation(systems: Sequence[SystemSpec], test: str | os.PathLike[str], ou
         translator = factory(backend, spec.model, spec.adapters, batch_size=batch_size, n_ctx=n_ctx, **extra)
         try:
             metrics = evaluate(records, translator, out_dir / _folder(spec.name), glossary=glossary, comet=comet,
-                               data=data, name=spec.name, progress=progress, resume=resume)
+                               data=data, name=spec.name, progress=progress, resume=resume, rescore=rescore)
         finally:
             translator.close()
             del translator

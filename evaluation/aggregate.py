@@ -53,6 +53,8 @@ def _term_tallies(rows: list[dict]) -> dict[str, S.TermTally]:
                                                 "hypothesis": row["hypothesis"],
                                                 "accepted": row["term_match"]["accepted"]})
         for check in row.get("terms", ()):
+            if check["status"] == "advisory":  # not a required term: neither a hit nor a miss
+                continue
             ok = check["status"] == "ok"
             tallies["sentences"].total += 1
             tallies["sentences"].correct += int(ok)

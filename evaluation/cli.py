@@ -71,6 +71,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out: keep the translations it saved (same model and "
                         "records only) and skip systems already finished")
+    p.add_argument("--rescore", action="store_true",
+                   help="with --resume: score finished systems' saved translations again (today's scoring code "
+                        "and glossary), translating nothing")
     _add_comet_args(p)
 
 
@@ -100,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "applied at run time (llama.cpp, from `tsx-convert lora`)")
     r.add_argument("--name", default="system", help="system name in the outputs")
     _add_run_args(r)
+
+    c = sub.add_parser("compare", help="two run folders on the same records: B against A per direction and "
+                                       "kind, with paired-bootstrap p-values (BLEU, chrF, term accuracy)")
+    c.add_argument("a", help="the reference system's run folder (e.g. the 1.5B base)")
+    c.add_argument("b", help="the system under test's run folder (e.g. the tuned model)")
+    c.add_argument("--bootstrap", type=int, default=1000, help="paired-bootstrap resamples")
+    c.add_argument("--json", help="also write the numbers here")
 
     a = sub.add_parser("ablation", help="base | +stage1 | +stage1+2 on one test set: table + chart")
     a.add_argument("--base", required=True, help="base model (transformers: GGUF/HF dir; llama.cpp: base GGUF)")
@@ -236,13 +246,24 @@ def cmd_run(args: argparse.Namespace) -> dict:
     try:
         metrics = evaluate(records, translator, args.out, glossary=glossary, comet=comet,
                            data=data_identity(args.test, records), name=args.name, progress=not args.no_progress,
-                           resume=args.resume)
+                           resume=args.resume, rescore=args.rescore)
     finally:
         translator.close()
     metrics["glossary"] = str(glossary_path) if glossary_path else None
     _print_summary(metrics, args.name)
     print(f"\nhypotheses: {Path(args.out) / 'hypotheses.jsonl'}  metrics: {Path(args.out) / 'metrics.json'}")
     return metrics
+
+
+def cmd_compare(args: argparse.Namespace) -> dict:
+    from evaluation.compare import compare_runs, table_markdown
+    from medcore.atomic import write_json
+
+    result = compare_runs(args.a, args.b, args.bootstrap)
+    print(table_markdown(result))
+    if args.json:
+        write_json(Path(args.json), result)
+    return result
 
 
 def cmd_ablation(args: argparse.Namespace) -> dict:
@@ -260,7 +281,7 @@ def cmd_ablation(args: argparse.Namespace) -> dict:
                            glossary_path=args.glossary, comet=comet, batch_size=args.batch_size, n_ctx=args.n_ctx,
                            bootstrap_samples=args.bootstrap, progress=not args.no_progress,
                            directions=args.directions, kinds=args.kinds, max_new_cap=args.max_new_tokens,
-                           translator_kwargs=threads, resume=args.resume)
+                           translator_kwargs=threads, resume=args.resume, rescore=args.rescore)
     print((Path(args.out) / "ablation.md").read_text(encoding="utf-8"))
     print(f"written: {', '.join(str(Path(args.out) / f) for f in ('ablation.md', 'ablation.csv', 'ablation.json', 'ablation.png'))}")
     return summary
@@ -268,12 +289,16 @@ def cmd_ablation(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "rescore", False):
+        args.resume = True  # rescoring reads what a finished run saved
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from evaluation.scoring import CometUnavailable
 
     try:
         if args.command == "score":
             print(json.dumps(cmd_score(args), ensure_ascii=False, indent=2))
+        elif args.command == "compare":
+            cmd_compare(args)
         elif args.command == "run":
             cmd_run(args)
         else:

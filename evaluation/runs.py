@@ -80,20 +80,22 @@ def read_hypotheses(path: str | os.PathLike[str]) -> list[dict]:
 
 def evaluate(records: Sequence[PreparedRecord], translator: Any, out_dir: str | os.PathLike[str], *,
              glossary: Glossary | None = None, comet: CometSpec | None = None, data: dict | None = None,
-             name: str = "system", progress: bool = True, resume: bool = False) -> dict:
+             name: str = "system", progress: bool = True, resume: bool = False, rescore: bool = False) -> dict:
     """Translate, score and write one system's outputs; returns the metrics (also in metrics.json).
 
     Translations are saved as they finish (:mod:`evaluation.resume`); with ``resume`` an
     interrupted run continues where it stopped and a finished one is not translated again.
+    ``rescore`` (with ``resume``) scores a finished run's saved translations again with today's
+    scoring code and glossary, translating nothing.
     """
     out_dir = Path(out_dir)
     key = run_key(name, translator, records)
     checkpoint = comet.checkpoint if comet else None
     finished = finished_metrics(out_dir, key) if resume else None
-    if finished is not None and finished.get("comet_checkpoint") == checkpoint:
+    if finished is not None and finished.get("comet_checkpoint") == checkpoint and not rescore:
         say(f"{name}: finished earlier with this model and these records ({out_dir / 'metrics.json'})")
         return finished
-    if finished is not None:  # same translations, another COMET choice: score again, translate nothing
+    if finished is not None:  # same translations, another COMET choice or --rescore: score again, translate nothing
         rows = read_hypotheses(out_dir / "hypotheses.jsonl")
     else:
         rows = translate_resumable(list(records), lambda chunk: translate_records(chunk, translator, progress=False),

@@ -17,9 +17,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
+# Which base is tuned. The 0.5B chain is the default; the 1.5B one is
+#   BASE=qwen2.5-coder-1.5b NAME=tsx-medtrans-1.5b RUNS=runs/1.5b EVAL=runs/eval-full-1.5b scripts/tune_default.sh
+BASE=${BASE:-qwen2.5-coder-0.5b}
 NAME=${NAME:-tsx-medtrans-0.5b}
+RUNS=${RUNS:-runs}
 ADAPTERS=resources/models/adapters/$NAME
 EVAL=${EVAL:-runs/eval-full}
+# The model a tuned model has to beat to become the default (issue 11).
+RIVAL=qwen2.5-coder-1.5b
 # The whole combined test split by default (410 sentences, 2,080 terms); LIMIT=N takes a seeded spread.
 LIMIT_ARGS=()
 [ -n "${LIMIT:-}" ] && LIMIT_ARGS=(--limit "$LIMIT")
@@ -45,7 +51,7 @@ PY
 # Finished stages are committed (resources/models/adapters/$NAME/peft/stageN): a machine without runs/
 # gets them back instead of training them again.
 restore_stage() {  # restore_stage <n>
-  local saved=$ADAPTERS/peft/stage$1 out=runs/stage$1
+  local saved=$ADAPTERS/peft/stage$1 out=$RUNS/stage$1
   [ -f "$saved/adapter_model.safetensors" ] && [ ! -f "$out/adapter/adapter_model.safetensors" ] || return 0
   echo "== stage $1: restored from $saved"
   mkdir -p "$out/adapter"
@@ -65,33 +71,35 @@ run_stage() {  # run_stage <stage> <out_dir> <args...>
 [ -f prepared/manifest.json ] || "$BIN/tsx-train" prepare
 restore_stage 1
 restore_stage 2
-run_stage stage1 runs/stage1 --micro-batch-size 16 --val-limit 512 --eval-every 250 --epochs 1
-run_stage stage2 runs/stage2 --micro-batch-size 8 --val-limit 410 --eval-every 100 --epochs 1  # on runs/stage1/adapter
+run_stage stage1 "$RUNS/stage1" --base "$BASE" --micro-batch-size 16 --val-limit 512 --eval-every 250 --epochs 1
+run_stage stage2 "$RUNS/stage2" --base "$BASE" --init-adapter "$RUNS/stage1/adapter" \
+    --micro-batch-size 8 --val-limit 410 --eval-every 100 --epochs 1
 
 if [ ! -f "resources/models/$NAME.yaml" ]; then
   echo "== GGUF LoRA adapters and spec: $(date -u +%FT%TZ)"
-  "$BIN/tsx-convert" lora --adapter runs/stage1/adapter --adapter runs/stage2/adapter --out "$ADAPTERS" \
-      --spec "resources/models/$NAME.yaml" --description "Qwen2.5-Coder-0.5B + TSX-MedTrans stage 1 + 2 (full data)" \
+  "$BIN/tsx-convert" lora --adapter "$RUNS/stage1/adapter" --adapter "$RUNS/stage2/adapter" --out "$ADAPTERS" \
+      --spec "resources/models/$NAME.yaml" --description "$BASE + TSX-MedTrans stage 1 + 2 (full data)" \
       --verify
 fi
 
 # The two systems that decide what ships come first: the tuned model (+stage1+2) and the 1.5B base it
 # must beat. The +stage1+2 run writes exactly where, and under the same run key as, the ablation's own
 # system, so the ablation then skips it (evaluation/resume.py).
-STACK=(--model qwen2.5-coder-0.5b --adapters "$ADAPTERS/stage1.lora.gguf" "$ADAPTERS/stage2.lora.gguf")
+STACK=(--model "$BASE" --adapters "$ADAPTERS/stage1.lora.gguf" "$ADAPTERS/stage2.lora.gguf")
 # Sentence term accuracy against the glossary the app ships (advisory everyday words not counted).
 COMMON=(--backend llamacpp --test prepared/combined_test.jsonl --glossary default "${LIMIT_ARGS[@]}" --no-progress --resume)
 if [ ! -f "$EVAL/ablation/stage1+2/metrics.json" ]; then
   echo "== the tuned model (+stage1+2, no term block): $(date -u +%FT%TZ)"
   "$BIN/tsx-eval" run "${STACK[@]}" --name +stage1+2 --out "$EVAL/ablation/stage1+2" "${COMMON[@]}"
 fi
-if [ ! -f "$EVAL/base-1.5b/metrics.json" ]; then
+# (Tuning the 1.5B itself, the ablation's base is that model: no separate run.)
+if [ "$BASE" != "$RIVAL" ] && [ ! -f "$EVAL/base-1.5b/metrics.json" ]; then
   echo "== the 1.5B base on the same records: $(date -u +%FT%TZ)"
-  "$BIN/tsx-eval" run --model qwen2.5-coder-1.5b --name base-1.5b --out "$EVAL/base-1.5b" "${COMMON[@]}"
+  "$BIN/tsx-eval" run --model "$RIVAL" --name base-1.5b --out "$EVAL/base-1.5b" "${COMMON[@]}"
 fi
 if [ ! -f "$EVAL/ablation/ablation.json" ]; then
   echo "== ablation (llama.cpp, the app's runtime): $(date -u +%FT%TZ)"
-  "$BIN/tsx-eval" ablation --base qwen2.5-coder-0.5b \
+  "$BIN/tsx-eval" ablation --base "$BASE" \
       --stage1 "$ADAPTERS/stage1.lora.gguf" --stage2 "$ADAPTERS/stage2.lora.gguf" --out "$EVAL/ablation" "${COMMON[@]}"
 fi
 # What the app sends the tuned model with the default glossary: the term block (auto = on for a model
@@ -102,6 +110,6 @@ if [ ! -f "$EVAL/tuned-block/metrics.json" ]; then
   "$BIN/tsx-eval" run "${STACK[@]}" --name tuned+block --kinds sentence --term-block auto \
       --out "$EVAL/tuned-block" "${COMMON[@]}"
 fi
-echo "== done: $(date -u +%FT%TZ). Compare $EVAL/ablation/ablation.md with $EVAL/base-1.5b/metrics.json;"
+echo "== done: $(date -u +%FT%TZ). Compare $EVAL/ablation/ablation.md with the 1.5B base ($EVAL/base-1.5b, or the ablation's base when BASE is the 1.5B);"
 echo "   if the tuned model wins, commit $ADAPTERS + resources/models/$NAME.yaml + the PEFT adapters"
 echo "   and set 'default: $NAME' in resources/models/default.yaml (docs/converter.md)."

@@ -57,3 +57,27 @@ def test_an_interrupted_run_resumes_from_what_it_saved(tiny_translator, tmp_path
     evaluate(records[1:], other, out, name="tiny", progress=False, resume=True)
     assert "another model or record selection; starting over" in capsys.readouterr().err
     assert other.asked == [(r.source, r.direction) for r in records[1:]]
+
+
+def test_rescore_scores_saved_translations_again_without_translating(tiny_translator, tmp_path):
+    from medcore.terms import Glossary, Term
+
+    records = _records()
+    first = evaluate(records, tiny_translator, tmp_path, name="tiny", progress=False)
+    assert first["overall"]["term_accuracy"]["sentences"]["total"] == 0  # no glossary: no sentence terms
+    glossary = Glossary([Term("高血压", "hypertension", "hpo", 30), Term("成活", "survive", "tico19", 20),
+                         Term("切口", "incision", "tico19", 20, advisory_from=frozenset({"zh"}))])
+    # Finished with the same key: without --rescore the metrics stay what they were ...
+    same = evaluate(records, _StopsAfter(tiny_translator, 0), tmp_path, name="tiny", glossary=glossary,
+                    progress=False, resume=True)
+    assert same["overall"]["term_accuracy"]["sentences"]["total"] == 0
+    # ... with it, the saved translations are scored again (the translator is never called).
+    again = evaluate(records, _StopsAfter(tiny_translator, 0), tmp_path, name="tiny", glossary=glossary,
+                     progress=False, resume=True, rescore=True)
+    tally = again["overall"]["term_accuracy"]["sentences"]
+    # 高血压 and 成活 are required; 切口 is advisory (demoted from zh) and counts neither way.
+    assert tally["total"] == 2 and again["overall"]["bleu"] == pytest.approx(first["overall"]["bleu"])
+    rows = [json.loads(line) for line in (tmp_path / "hypotheses.jsonl").read_text().splitlines()]
+    statuses = sorted(c["status"] for r in rows for c in r.get("terms", []))
+    assert "advisory" in statuses and len(statuses) == 3
+    assert json.loads((tmp_path / "metrics.json").read_text())["overall"]["term_accuracy"]["sentences"]["total"] == 2

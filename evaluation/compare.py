@@ -1,0 +1,98 @@
+"""Two systems on the same records, group by group: which one is better, and is the difference real?
+
+``tsx-eval compare A B`` reads two ``tsx-eval run`` (or ablation system) folders made on the same
+records and prints, for every direction × kind, B against A: BLEU and chrF with sacreBLEU's paired
+bootstrap p-value, and term accuracy (exact match on term pairs; glossary terms rendered as expected
+in sentences) with a paired bootstrap over records. This is the table behind "does the tuned model
+beat the 1.5B base" (issue 11): a model can win on term pairs and lose on sentences, and an overall
+BLEU over both hides that.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from evaluation.aggregate import reference
+from evaluation.runs import read_hypotheses
+from evaluation.scoring import paired_bootstrap
+
+
+def _term_outcomes(row: dict) -> list[bool]:
+    """The row's term decisions: one for a term pair, one per checked glossary term in a sentence."""
+    if "term_match" in row:
+        return [bool(row["term_match"]["ok"])]
+    return [c["status"] == "ok" for c in row.get("terms") or () if c.get("status") != "advisory"]
+
+
+def paired_accuracy(a_rows: Sequence[dict], b_rows: Sequence[dict], n_samples: int = 1000,
+                    seed: int = 12345) -> dict | None:
+    """Term accuracy of A and B and a paired bootstrap p-value over records (None without term decisions).
+
+    The p-value is the share of resamples in which B's advantage (or disadvantage) disappears or flips,
+    the same reading as sacreBLEU's paired bootstrap.
+    """
+    pairs = [(sum(oa), sum(ob), len(oa)) for ra, rb in zip(a_rows, b_rows, strict=True)
+             if (oa := _term_outcomes(ra)) and len(ob := _term_outcomes(rb)) == len(oa)]
+    total = sum(n for _, _, n in pairs)
+    if not total:
+        return None
+    a_acc, b_acc = sum(a for a, _, _ in pairs) / total, sum(b for _, b, _ in pairs) / total
+    observed = b_acc - a_acc
+    rng = random.Random(seed)
+    against = 0
+    for _ in range(n_samples):
+        sample = [pairs[rng.randrange(len(pairs))] for _ in pairs]
+        n = sum(x[2] for x in sample)
+        diff = (sum(x[1] for x in sample) - sum(x[0] for x in sample)) / n if n else 0.0
+        against += (diff <= 0) if observed > 0 else (diff >= 0)
+    return {"n": total, "a": a_acc, "b": b_acc, "p_value": (against + 1) / (n_samples + 1) if observed else 1.0}
+
+
+def compare_rows(a_rows: list[dict], b_rows: list[dict], n_samples: int = 1000) -> list[dict]:
+    """One result per direction × kind present in both runs (rows matched by id)."""
+    by_id = {r["id"]: r for r in b_rows}
+    missing = [r["id"] for r in a_rows if r["id"] not in by_id]
+    if missing:
+        raise ValueError(f"the runs translated different records ({len(missing)} of A's are not in B, "
+                         f"e.g. {missing[0]}): compare runs made with the same --test/--limit/--seed")
+    out = []
+    groups = sorted({(r["direction"], r["kind"]) for r in a_rows})
+    for direction, kind in groups:
+        a = [r for r in a_rows if (r["direction"], r["kind"]) == (direction, kind)]
+        b = [by_id[r["id"]] for r in a]
+        boot = paired_bootstrap(("A", [r["hypothesis"] for r in a]), [("B", [r["hypothesis"] for r in b])],
+                                [reference(r) for r in a], direction.split("-")[1], n_samples=n_samples)
+        sa, sb = boot["systems"]
+        out.append({"direction": direction, "kind": kind, "n": len(a),
+                    "bleu": (sa["bleu"]["score"], sb["bleu"]["score"], sb["bleu"]["p_value"]),
+                    "chrf": (sa["chrf"]["score"], sb["chrf"]["score"], sb["chrf"]["p_value"]),
+                    "terms": paired_accuracy(a, b, n_samples)})
+    return out
+
+
+def compare_runs(a_dir: str | Path, b_dir: str | Path, n_samples: int = 1000) -> dict:
+    a_dir, b_dir = Path(a_dir), Path(b_dir)
+    names = [json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("system") or d.name for d in (a_dir, b_dir)]
+    rows = compare_rows(read_hypotheses(a_dir / "hypotheses.jsonl"), read_hypotheses(b_dir / "hypotheses.jsonl"),
+                        n_samples)
+    return {"a": names[0], "b": names[1], "groups": rows, "bootstrap_samples": n_samples}
+
+
+def table_markdown(result: dict) -> str:
+    a, b = result["a"], result["b"]
+
+    def trio(v: tuple, scale: float = 1.0) -> str:
+        pa, pb, p = v
+        return f"{pa * scale:.2f} → **{pb * scale:.2f}** ({'–' if p is None else f'{p:.3f}'})"
+
+    lines = [f"B = {b} against A = {a}; p: paired bootstrap ({result['bootstrap_samples']} resamples).", "",
+             "| direction | kind | n | BLEU A → B (p) | chrF A → B (p) | term accuracy % A → B (p, decisions) |",
+             "|---|---|---:|---|---|---|"]
+    for g in result["groups"]:
+        t = g["terms"]
+        terms = "–" if t is None else f"{100 * t['a']:.1f} → **{100 * t['b']:.1f}** ({t['p_value']:.3f}, {t['n']})"
+        lines.append(f"| {g['direction']} | {g['kind']} | {g['n']} | {trio(g['bleu'])} | {trio(g['chrf'])} | {terms} |")
+    return "\n".join(lines) + "\n"
