@@ -31,29 +31,45 @@ def paired_accuracy(a_rows: Sequence[dict], b_rows: Sequence[dict], n_samples: i
                     seed: int = 12345) -> dict | None:
     """Term accuracy of A and B and a paired bootstrap p-value over records (None without term decisions).
 
-    The p-value is the share of resamples in which B's advantage (or disadvantage) disappears or flips,
-    the same reading as sacreBLEU's paired bootstrap.
+    Records are resampled together for both systems; each system's accuracy is its correct decisions
+    over its decisions in the resample (an advisory term left untranslated is a decision for one
+    system only). The p-value is the share of resamples in which B's advantage (or disadvantage)
+    disappears or flips, the same reading as sacreBLEU's paired bootstrap.
     """
-    pairs = [(sum(oa), sum(ob), len(oa)) for ra, rb in zip(a_rows, b_rows, strict=True)
-             if (oa := _term_outcomes(ra)) and len(ob := _term_outcomes(rb)) == len(oa)]
-    total = sum(n for _, _, n in pairs)
-    if not total:
+    pairs = []
+    for ra, rb in zip(a_rows, b_rows, strict=True):
+        oa, ob = _term_outcomes(ra), _term_outcomes(rb)
+        if oa or ob:
+            pairs.append((sum(oa), len(oa), sum(ob), len(ob)))
+    if not pairs or not sum(x[1] for x in pairs) or not sum(x[3] for x in pairs):
         return None
-    a_acc, b_acc = sum(a for a, _, _ in pairs) / total, sum(b for _, b, _ in pairs) / total
+
+    def accuracies(sample: Sequence[tuple[int, int, int, int]]) -> tuple[float, float]:
+        na, nb = sum(x[1] for x in sample), sum(x[3] for x in sample)
+        return (sum(x[0] for x in sample) / na if na else 0.0, sum(x[2] for x in sample) / nb if nb else 0.0)
+
+    a_acc, b_acc = accuracies(pairs)
     observed = b_acc - a_acc
     rng = random.Random(seed)
     against = 0
     for _ in range(n_samples):
-        sample = [pairs[rng.randrange(len(pairs))] for _ in pairs]
-        n = sum(x[2] for x in sample)
-        diff = (sum(x[1] for x in sample) - sum(x[0] for x in sample)) / n if n else 0.0
-        against += (diff <= 0) if observed > 0 else (diff >= 0)
-    return {"n": total, "a": a_acc, "b": b_acc, "p_value": (against + 1) / (n_samples + 1) if observed else 1.0}
+        sa, sb = accuracies([pairs[rng.randrange(len(pairs))] for _ in pairs])
+        against += (sb - sa <= 0) if observed > 0 else (sb - sa >= 0)
+    return {"n": sum(x[1] for x in pairs), "n_b": sum(x[3] for x in pairs), "a": a_acc, "b": b_acc,
+            "p_value": (against + 1) / (n_samples + 1) if observed else 1.0}
 
 
 def compare_rows(a_rows: list[dict], b_rows: list[dict], n_samples: int = 1000) -> list[dict]:
-    """One result per direction × kind present in both runs (rows matched by id)."""
+    """One result per direction × kind (rows matched by id).
+
+    One run may cover more than the other (a whole test split against a sentences-only run): then
+    the records of the smaller run are compared, and they must all be in the larger one.
+    """
     by_id = {r["id"]: r for r in b_rows}
+    if len(b_rows) < len(a_rows):  # compare on B's records
+        a_by_id = {r["id"]: r for r in a_rows}
+        if all(r["id"] in a_by_id for r in b_rows):
+            a_rows = [a_by_id[r["id"]] for r in b_rows]
     missing = [r["id"] for r in a_rows if r["id"] not in by_id]
     if missing:
         raise ValueError(f"the runs translated different records ({len(missing)} of A's are not in B, "

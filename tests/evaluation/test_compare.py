@@ -46,8 +46,13 @@ def test_runs_of_different_records_are_refused_by_the_cli(tmp_path, capsys):
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.json").write_text(json.dumps({"system": name}))
         (tmp_path / name / "hypotheses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # B covers a subset of A's records: compared on B's records
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "| zh-en | sentence | 2 |" in capsys.readouterr().out
+    (tmp_path / "b" / "hypotheses.jsonl").write_text(json.dumps(dict(_rows(["x"], [True])[0], id="other")) + "\n")
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
     assert "different records" in capsys.readouterr().err
+    (tmp_path / "b" / "hypotheses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(["x"] * 2, [True] * 2)))
     assert main(["compare", str(tmp_path / "b"), str(tmp_path / "a"), "--json", str(tmp_path / "c.json")]) == 0
     assert "| zh-en | sentence | 2 |" in capsys.readouterr().out
     assert json.loads((tmp_path / "c.json").read_text())["a"] == "b"
