@@ -49,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(settings=settings, model=str(model), attention=not args.no_attention)
     window.resize(1500, 820)
     window.show()
-    window.load_glossaries([g for g in args.glossary if Path(g).exists()])
+    window.terms.load_glossaries([g for g in args.glossary if Path(g).exists()])
     window.source.setPlainText(TEXT)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {"shot": False}
 
     def poll():  # runs in the GUI thread, where grabbing is allowed
-        if not state["shot"] and window.busy and window._pieces >= args.after_tokens:
+        if not state["shot"] and window.documents.busy and window.documents._pieces >= args.after_tokens:
             state["shot"] = True
             window.grab().save(str(out))
             print(f"wrote {out}")
@@ -66,16 +66,16 @@ def main(argv: list[str] | None = None) -> int:
                                         print(f"wrote {out.with_name(out.stem + '_done.png')}"), window.close(), app.quit()))
 
     def start():
-        if window.model_info is None:
+        if window.models.info is None:
             QTimer.singleShot(200, start)
             return
-        window._refresh_source_terms()
-        window.translate()
+        window.terms.refresh()
+        window.documents.translate()
 
     timer = QTimer(window)
     timer.timeout.connect(poll)
     timer.start(100)
-    window.translationFinished.connect(on_finished)
+    window.documents.translationFinished.connect(on_finished)
     QTimer.singleShot(300, start)
     return app.exec()
 
