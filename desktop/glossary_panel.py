@@ -120,7 +120,7 @@ class GlossaryPanel(QWidget):
                 status, color, found = self.tr("OK"), OK_COLOR, check.found.text
             elif check.accepted:
                 status, color, found = self.tr("accepted"), ACCEPTED_COLOR, ""
-            elif not check.required:
+            elif not check.flagged:  # advisory (an advisory term left untranslated is flagged)
                 status, color, found = self.tr("advisory (not required)"), ADVISORY_COLOR, ""
             else:
                 status, color, found = self.tr("review: missing"), MISSING_COLOR, ""

@@ -87,3 +87,18 @@ def test_add_to_my_glossary_reloads_with_the_users_file(terms, tmp_path):
     assert (tmp_path / "my_glossary.tsv").read_text(encoding="utf-8").startswith("肺炎\tlung infection")
     assert terms.checks[0].ok and messages and "my_glossary.tsv" in messages[0]
     assert terms.glossary_names() == terms.glossary_files and len(terms.glossary_files) == 1
+
+
+def test_the_panel_says_review_for_an_advisory_term_left_untranslated(qtbot):
+    from medcore.terms import Glossary, Term
+
+    panel = GlossaryPanel()
+    qtbot.addWidget(panel)
+    glossary = Glossary([Term("疾病", "sickness", "tico19", 20, advisory_from=frozenset({"zh"})),
+                         Term("高血压", "hypertension", "hpo", 30)])
+    rendered = glossary.check("疾病和高血压", "disease and hypertension", "zh", "en")
+    left = glossary.check("疾病和高血压", "疾病 and hypertension", "zh", "en")
+    panel.set_checks(rendered, translated=True)
+    assert [panel.table.item(r, 3).text() for r in range(2)] == ["advisory (not required)", "OK"]
+    panel.set_checks(left, translated=True)
+    assert [panel.table.item(r, 3).text() for r in range(2)] == ["review: missing", "OK"]
