@@ -22,6 +22,7 @@ import json
 import sys
 from pathlib import Path
 
+from evaluation.compare import compare_rows, term_outcomes
 from medcore.prompt import load_contract
 
 
@@ -42,14 +43,8 @@ def echoes_block(hypothesis: str) -> bool:
 
 def term_counts(rows: list[dict], confirmed_only: bool = False) -> tuple[int, int]:
     """(rendered as expected, checked) over the rows' glossary term checks (advisory words excluded)."""
-    ok = total = 0
-    for row in rows:
-        for check in row.get("terms") or []:
-            if check.get("status") == "advisory" or (confirmed_only and not check.get("in_reference")):
-                continue
-            total += 1
-            ok += check.get("status") == "ok"
-    return ok, total
+    outcomes = [ok for row in rows for ok in term_outcomes(row, confirmed_only)]
+    return sum(outcomes), len(outcomes)
 
 
 def _share(counts: tuple[int, int]) -> str:
@@ -58,8 +53,6 @@ def _share(counts: tuple[int, int]) -> str:
 
 
 def compare(plain_dir: Path, block_dir: Path, n_samples: int = 1000) -> list[dict]:
-    from evaluation.scoring import paired_bootstrap
-
     plain_metrics, plain = read_run(plain_dir)
     block_metrics, block = read_run(block_dir)
     if not block_metrics["model"].get("term_block") or plain_metrics["model"].get("term_block"):
@@ -69,19 +62,14 @@ def compare(plain_dir: Path, block_dir: Path, n_samples: int = 1000) -> list[dic
     if any(r["id"] not in by_id for r in block):
         raise SystemExit("the plain run lacks records of the block run: use the same --test/--limit/--seed "
                          "(and --kinds sentence, or no --kinds, for the plain run)")
-    plain = [by_id[r["id"]] for r in block]
+    groups = compare_rows(plain, block, n_samples)  # BLEU/chrF with p-values, per direction
     out = []
-    for direction in sorted({r["direction"] for r in plain}):
-        p = [r for r in plain if r["direction"] == direction]
-        b = [r for r in block if r["direction"] == direction]
-        boot = paired_bootstrap(("plain", [r["hypothesis"] for r in p]), [("block", [r["hypothesis"] for r in b])],
-                                [r["reference"] for r in p], direction.split("-")[1], n_samples=n_samples)
-        base, with_block = boot["systems"]
+    for group in groups:
+        b = [r for r in block if r["direction"] == group["direction"]]
+        p = [by_id[r["id"]] for r in b]
         clean = [i for i, r in enumerate(b) if not echoes_block(r["hypothesis"])]
         out.append({
-            "direction": direction, "n": len(p),
-            "bleu": (base["bleu"]["score"], with_block["bleu"]["score"], with_block["bleu"]["p_value"]),
-            "chrf": (base["chrf"]["score"], with_block["chrf"]["score"], with_block["chrf"]["p_value"]),
+            "direction": group["direction"], "n": len(p), "bleu": group["bleu"], "chrf": group["chrf"],
             "terms": (term_counts(p), term_counts(b)),
             "terms_confirmed": (term_counts(p, True), term_counts(b, True)),
             "echoed": len(b) - len(clean),

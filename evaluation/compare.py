@@ -20,11 +20,13 @@ from evaluation.runs import read_hypotheses
 from evaluation.scoring import paired_bootstrap
 
 
-def _term_outcomes(row: dict) -> list[bool]:
-    """The row's term decisions: one for a term pair, one per checked glossary term in a sentence."""
+def term_outcomes(row: dict, confirmed_only: bool = False) -> list[bool]:
+    """The row's term decisions: one for a term pair, one per required glossary term checked in a
+    sentence (advisory ones are no decision; ``confirmed_only``: only terms the reference itself uses)."""
     if "term_match" in row:
         return [bool(row["term_match"]["ok"])]
-    return [c["status"] == "ok" for c in row.get("terms") or () if c.get("status") != "advisory"]
+    return [c["status"] == "ok" for c in row.get("terms") or ()
+            if c.get("status") != "advisory" and (c.get("in_reference") or not confirmed_only)]
 
 
 def paired_accuracy(a_rows: Sequence[dict], b_rows: Sequence[dict], n_samples: int = 1000,
@@ -38,7 +40,7 @@ def paired_accuracy(a_rows: Sequence[dict], b_rows: Sequence[dict], n_samples: i
     """
     pairs = []
     for ra, rb in zip(a_rows, b_rows, strict=True):
-        oa, ob = _term_outcomes(ra), _term_outcomes(rb)
+        oa, ob = term_outcomes(ra), term_outcomes(rb)
         if oa or ob:
             pairs.append((sum(oa), len(oa), sum(ob), len(ob)))
     if not pairs or not sum(x[1] for x in pairs) or not sum(x[3] for x in pairs):

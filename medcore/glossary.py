@@ -171,7 +171,8 @@ def load_glossary(user_files: Sequence[str | os.PathLike[str]] = (), use_default
 
 def audit_default(prepared: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> dict:
     """Run the reference audit of the shipped glossary on ``prepared``'s training sentences; write it beside it."""
-    from medcore.glossary_audit import audit, file_sha256, write_audit
+    from medcore.glossary_audit import audit, write_audit
+    from medcore.models import sha256_file
     from medcore.records import read_records
 
     folder, prepared = Path(folder) if folder else default_dir(), Path(prepared)
@@ -183,8 +184,8 @@ def audit_default(prepared: str | os.PathLike[str], folder: str | os.PathLike[st
     records = read_records(train)
     rows = audit(glossary, records)
     data = {"split": "sentences/train.jsonl (training split only; never a test split)",
-            "sentence_records": len(records), "train_sha256": file_sha256(train),
-            "manifest_sha256": file_sha256(manifest)}
+            "sentence_records": len(records), "train_sha256": sha256_file(train),
+            "manifest_sha256": sha256_file(manifest)}
     return write_audit(folder / AUDIT_FILE, rows, data)
 
 

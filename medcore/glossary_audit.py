@@ -20,7 +20,7 @@ entry with its counts, so each demotion can be read and argued with.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -105,8 +105,6 @@ def write_audit(path: str | os.PathLike[str], rows: list[AuditRow], data: dict,
 
 def read_demotions(path: str | os.PathLike[str]) -> dict[str, set[str]]:
     """Per source language, the match keys of the demoted entries' source side (empty when no file)."""
-    import json
-
     path = Path(path)
     if not path.is_file():
         return {"zh": set(), "en": set()}
@@ -122,7 +120,3 @@ def read_demotions(path: str | os.PathLike[str]) -> dict[str, set[str]]:
 
         raise GlossaryError(f"{path} is damaged ({exc}); rebuild it with `python -m medcore.glossary audit`") from None
     return out
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
