@@ -59,14 +59,14 @@ def create_app(argv: list[str] | None = None):
     return app
 
 
-def run_gui(model: str | None = None) -> int:
+def run_gui(model: str | None = None, document: str | None = None) -> int:
     from desktop.main_window import MainWindow
     from desktop.settings import AppSettings
 
     app = create_app()
     settings = AppSettings()
     setup_logging(debug=settings.log_source_text())
-    window = MainWindow(settings=settings, model=model)
+    window = MainWindow(settings=settings, model=model, document=document)
     window.show()
     return app.exec()
 

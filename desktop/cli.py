@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from medcore.prompt import DIRECTIONS
@@ -164,7 +165,29 @@ def cmd_translate(args) -> int:
 def cmd_gui(args) -> int:
     from desktop.app import run_gui
 
-    return run_gui(model=args.model if hasattr(args, "model") else None)
+    documents = list(getattr(args, "documents", None) or [])
+    if len(documents) > 1:  # one document per window
+        print(f"opening {documents[0]}; the window holds one document, so {len(documents) - 1} more "
+              "were left unopened", file=sys.stderr)
+    return run_gui(model=getattr(args, "model", None), document=str(documents[0]) if documents else None)
+
+
+def route_documents_to_gui(argv: list[str], commands: Sequence[str]) -> list[str]:
+    """``tsx-medtrans note.txt`` is ``tsx-medtrans gui note.txt``: the desktop entry runs
+    ``tsx-medtrans %F`` when a file is opened with the app, and argparse would read the path as an
+    unknown subcommand."""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--model":
+            i += 2
+        elif token.startswith("--model="):
+            i += 1
+        elif token.startswith("-") or token in commands:
+            return argv
+        else:
+            return [*argv[:i], "gui", *argv[i:]]
+    return argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop.check_cli import add_parser as add_check_parser
 
     add_check_parser(sub)
-    gui = sub.add_parser("gui", help="open the window (the default)")
+    gui = sub.add_parser("gui", help="open the window (the default); `tsx-medtrans FILE` opens FILE in it")
+    gui.add_argument("documents", nargs="*", type=Path, metavar="FILE", help="a text file to open (UTF-8 or GB18030)")
     gui.set_defaults(func=cmd_gui)
     try:  # the attention view is optional: the app works without it
         from desktop.attention.cli import add_parser as add_attention_parser
@@ -195,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(self_test(argv[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps no public accessor
+    args = parser.parse_args(route_documents_to_gui(argv, list(commands)))
     func = getattr(args, "func", None)
     if func is None:
         return cmd_gui(args)

@@ -50,7 +50,7 @@ except Exception:  # noqa: BLE001 - any failure there must leave the translator 
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None, model: str | None = None, autoload: bool = True,
-                 attention: bool = True):
+                 attention: bool = True, document: str | None = None):
         super().__init__()
         self.settings = settings or AppSettings()
         self.controller = EngineController(log_source_text=self.settings.log_source_text(), parent=self)
@@ -81,6 +81,8 @@ class MainWindow(QMainWindow):
                 self.models.load(initial)
         else:
             self.show_error(self.tr("No model installed: run `tsx-models fetch` or choose a GGUF file."))
+        if document:  # `tsx-medtrans note.txt`, or the file manager's "Open with" (Exec=tsx-medtrans %F)
+            self.documents.open_file(document)
         self.update_actions()
 
     # ------------------------------------------------------------------ UI
@@ -221,7 +223,18 @@ class MainWindow(QMainWindow):
                 self.attention.set_repack(self.settings.load_options(path).repack)
             # ... and the prompt that translated: the same term block when glossary terms were required.
             terms = self.models.prompt_terms(source, direction)
+            self._make_room_for_attention()
             self.attention.show_term(source, translation, src_span, tgt_span, direction, path, terms)
+
+    def _make_room_for_attention(self) -> None:
+        """A click on a term shows the dock, with room for the view: at its first size the dock is no
+        taller than its tab bar, and the user may have closed it. A size the user chose is kept."""
+        dock = self.attention_dock
+        if dock.isHidden():
+            dock.show()
+        want = int(self.height() * 0.45)
+        if dock.height() < want // 2:
+            self.resizeDocks([dock], [want], Qt.Orientation.Vertical)
 
     def update_actions(self) -> None:
         """Enable what applies now: a loaded model, a running translation, an output, a finished one."""

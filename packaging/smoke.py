@@ -45,15 +45,16 @@ def latest(pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
-def isolated(cmd: list[str], prefix: Path, home: Path, root: bool) -> list[str]:
-    """``cmd`` wrapped: no network, unprivileged user, a virtual X display."""
+def isolated(cmd: list[str], prefix: Path, home: Path, root: bool, display: str | None = None) -> list[str]:
+    """``cmd`` wrapped: no network, unprivileged user, a virtual X display (its own ``xvfb-run``, or
+    ``display``, an X server the caller runs)."""
     env = {
         "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share"), "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_CACHE_HOME": str(home / ".cache"), "XDG_RUNTIME_DIR": str(home / ".run"), "LANG": "C.UTF-8",
         "PATH": f"{prefix}/usr/bin:/usr/bin:/bin", "TMPDIR": str(home / "tmp"),
     }
-    inner = ["env", "-i", *[f"{k}={v}" for k, v in env.items()],
-             "xvfb-run", "-a", "-s", "-screen 0 1280x1024x24 -nolisten tcp", *cmd]
+    x11 = [f"DISPLAY={display}"] if display else ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24 -nolisten tcp"]
+    inner = ["env", "-i", *[f"{k}={v}" for k, v in env.items()], *x11, *cmd]
     if not root:
         return inner
     drop = ["setpriv", f"--reuid={NOBODY[0]}", f"--regid={NOBODY[1]}", "--clear-groups", "--"]

@@ -197,3 +197,21 @@ def test_parallel_switch(tiny_gguf, capsys):
         with pytest.raises(SystemExit):
             main(["translate", "-m", str(tiny_gguf), "--parallel", bad, text])
         assert "expected a number of segments from 1 to 64, or 0 for automatic" in capsys.readouterr().err
+
+
+def test_a_file_argument_opens_the_window_with_it(monkeypatch, tmp_path):
+    """The desktop entry runs ``tsx-medtrans %F``: a bare path means the window with that document."""
+    import desktop.app
+
+    opened = []
+    monkeypatch.setattr(desktop.app, "run_gui", lambda model=None, document=None: opened.append((model, document)) or 0)
+    note = tmp_path / "translate.txt"
+    note.write_text("患者发热。", encoding="utf-8")
+    assert main([str(note)]) == 0
+    assert main(["--model", "qwen2.5-coder-0.5b", str(note), str(tmp_path / "second.txt")]) == 0
+    assert main(["--model=m.gguf", "gui"]) == 0
+    assert main([]) == 0
+    assert opened == [(None, str(note)), ("qwen2.5-coder-0.5b", str(note)), ("m.gguf", None), (None, None)]
+    # a subcommand is still a subcommand, not a file name
+    with pytest.raises(SystemExit):
+        main(["translate", "--no-such-flag"])

@@ -140,6 +140,17 @@ def test_broken_model_shows_a_clear_message(qtbot, app_settings, tmp_path, tiny_
     w.close()
 
 
+def test_window_opens_the_document_it_is_given(qtbot, app_settings, tmp_path, tiny_gguf):
+    note = tmp_path / "note.txt"
+    note.write_bytes("患者发热三天。".encode("gb18030"))
+    w = _open(qtbot, app_settings, tiny_gguf, document=str(note))
+    assert w.source.toPlainText() == "患者发热三天。" and not w.last_error
+    w.close()
+    w = _open(qtbot, app_settings, tiny_gguf, document=str(tmp_path / "gone.txt"))
+    assert "gone.txt" in w.last_error and w.banner.isVisible() and w.source.toPlainText() == ""
+    w.close()
+
+
 def test_per_model_settings_persist(app_settings, tiny_gguf, small_gguf):
     app_settings.set_load_options(tiny_gguf, LoadOptions(n_ctx=768, n_threads=1, n_gpu_layers=3))
     app_settings.set_current_model(tiny_gguf)
@@ -194,7 +205,17 @@ def test_attention_dock_receives_the_selected_term(qtbot, app_settings, tiny_ggu
     w.terms.load_glossaries([str(p) for p in term_files])
     w.source.setPlainText("既往有高血压病史。")
     w.documents.source_changed()
+    w.resize(1400, 900)
+    w.attention_dock.hide()  # closed by the user: a click on a term brings it back, with room for the view
+    qtbot.waitUntil(lambda: w.height() == 900)
     w.panel.table.selectRow(0)
+    qtbot.waitUntil(lambda: w.attention_dock.height() >= 0.4 * 900)
+    w.resizeDocks([w.attention_dock], [300], main_window.Qt.Orientation.Vertical)  # the user's own size ...
+    qtbot.waitUntil(lambda: abs(w.attention_dock.height() - 300) < 20)
+    w.panel.table.selectRow(1)
+    w.panel.table.selectRow(0)
+    assert abs(w.attention_dock.height() - 300) < 20  # ... is kept
+    calls[:] = calls[-1:]
     # The last argument is the term block the translation's prompt carried (the attention runs that
     # prompt): none for a model not trained with the block, whose action is then off limits.
     assert calls == [("既往有高血压病史。", "", (3, 6), None, "zh-en", str(tiny_gguf.resolve()), [])]

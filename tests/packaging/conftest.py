@@ -30,3 +30,8 @@ def spec_common():
 @pytest.fixture(scope="session")
 def firstrun():
     return _load("tsx_firstrun")
+
+
+@pytest.fixture(scope="session")
+def screenshot_installed():
+    return _load("screenshot_installed")
