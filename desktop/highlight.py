@@ -90,3 +90,43 @@ def term_at(checks: Sequence[TermCheck], pos: int, side: Literal["source", "targ
         if span is not None and span.start <= pos < span.end:
             return row
     return None
+
+
+def segment_pair(result, src_span: tuple[int, int],
+                 tgt_span: tuple[int, int] | None) -> tuple[str, str, tuple[int, int], tuple[int, int] | None]:
+    """The sentence pair a term sits in, as the engine translated it: ``(source, translation, src_span,
+    tgt_span)`` with the spans moved into that pair.
+
+    The engine translates a document one sentence per prompt, so the attention that explains a term
+    is the attention of its sentence's prompt; a forward pass over the whole document would be a
+    different computation (and, on a long note, a slow one). ``result`` is the finished
+    :class:`~runtime.results.TranslationResult`; ``src_span``/``tgt_span`` index its whole source and
+    translation. The term's translation is looked for in its own sentence's output (``tgt_span`` may
+    point at the same words in another sentence, or be None): ``None`` when it is not there. A
+    result whose segments cannot be placed gives the whole pair back unchanged.
+    """
+    whole = (result.source, result.translation, src_span, tgt_span)
+    segments = list(result.segments)
+    if len(segments) <= 1:
+        return whole
+    starts, cursor = [], 0  # where each segment's translation begins in the whole translation
+    for seg in segments:
+        at = result.translation.find(seg.translation, cursor) if seg.translation else -1
+        if at < 0:
+            return whole
+        starts.append(at)
+        cursor = at + len(seg.translation)
+    inside = [i for i, seg in enumerate(segments) if seg.start <= src_span[0] < seg.end and src_span[1] <= seg.end]
+    if not inside:
+        return whole
+    seg, at = segments[inside[0]], starts[inside[0]]
+    local_src = (src_span[0] - seg.start, src_span[1] - seg.start)
+    local_tgt = None
+    if tgt_span is not None:
+        if at <= tgt_span[0] and tgt_span[1] <= at + len(seg.translation):
+            local_tgt = (tgt_span[0] - at, tgt_span[1] - at)
+        else:
+            words = result.translation[tgt_span[0]:tgt_span[1]]
+            found = seg.translation.lower().find(words.lower()) if words else -1
+            local_tgt = (found, found + len(words)) if found >= 0 else None
+    return seg.source, seg.translation, local_src, local_tgt

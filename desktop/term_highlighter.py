@@ -19,7 +19,15 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QPlainTextEdit, QTextEd
 
 from desktop.documents import red_flags, term_checks, term_consistency
 from desktop.glossary_panel import GlossaryPanel
-from desktop.highlight import Mark, flagged_segments, qt_to_py, source_marks, target_marks, term_at
+from desktop.highlight import (
+    Mark,
+    flagged_segments,
+    qt_to_py,
+    segment_pair,
+    source_marks,
+    target_marks,
+    term_at,
+)
 from desktop.settings import AppSettings
 from desktop.window_part import WindowPart
 from medcore.glossary import DEFAULT_NAME, GlossaryError, add_user_term, load_glossary, user_glossary_path
@@ -207,11 +215,16 @@ class TermHighlighter(WindowPart):
             return
         check = self.checks[row]
         self.panel.select_row(row)
-        translated = self.result is not None
-        tgt_span = (check.found.start, check.found.end) if translated and check.found else None
-        self.termSelected.emit(self.source.toPlainText(), self.result.translation if translated else "",
-                               (check.hit.span.start, check.hit.span.end), tgt_span,
-                               self.result.direction if translated else self._direction())
+        source, src_span = self.source.toPlainText(), (check.hit.span.start, check.hit.span.end)
+        if self.result is None:  # nothing translated yet: the source's attention alone
+            self.termSelected.emit(source, "", src_span, None, self._direction())
+            return
+        tgt_span = (check.found.start, check.found.end) if check.found else None
+        if source == self.result.source:  # the sentence that was translated, not the whole document
+            source, translation, src_span, tgt_span = segment_pair(self.result, src_span, tgt_span)
+        else:
+            translation = self.result.translation
+        self.termSelected.emit(source, translation, src_span, tgt_span, self.result.direction)
 
     # ------------------------------------------------------------------ per-term review
     def _term_key(self, check: TermCheck) -> tuple[str, tuple[str, ...]]:

@@ -116,6 +116,19 @@ def green_rows(image: Image.Image, box: tuple[int, int, int, int]) -> list[tuple
     return rows
 
 
+def fill_screen(screen: Screen, window: str, timeout_s: float) -> None:
+    """Move and size the window to the whole screen; a window still being mapped ignores the first tries."""
+    deadline = time.monotonic() + timeout_s
+    want = f"Geometry: {SCREEN[0]}x{SCREEN[1]}"
+    while want not in screen.xdo("getwindowgeometry", window):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window could not be sized to the screen")
+        screen.xdo("windowmove", window, "0", "0")
+        screen.xdo("windowsize", window, str(SCREEN[0]), str(SCREEN[1]))
+        time.sleep(0.5)
+    screen.xdo("windowfocus", "--sync", window)
+
+
 def wait_drawn(screen: Screen, dock: tuple[int, int, int, int], view: tuple[int, int, int, int], timeout_s: float,
                changed_from: Image.Image | None = None) -> Image.Image:
     """The screen once the dock's web view shows a page (text in ``view``) and has been still for 3 s."""
@@ -169,10 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         window = screen.xdo("search", "--sync", "--onlyvisible", "--name", "TSX-MedTrans").split()[0]
-        screen.xdo("windowmove", window, "0", "0")
-        screen.xdo("windowsize", window, str(SCREEN[0]), str(SCREEN[1]))
-        screen.xdo("windowfocus", "--sync", window)
         w, h = SCREEN
+        fill_screen(screen, window, args.timeout)
         target = (int(w * 0.40), 40, int(w * 0.70), int(h * 0.25))   # the translation pane's first lines
         terms = (int(w * 0.72), 60, int(w - 20), int(h * 0.55))       # the Terms table
         status = (0, h - 30, w // 2, h)                               # "Translating…", "Done: …"
@@ -183,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() - t0 > args.timeout:
                 raise TimeoutError("the translation did not start: did the model load?")
             before = screen.wait_still((0, 0, w, h), 3, args.timeout)
+            screen.xdo("windowfocus", "--sync", window)
             screen.xdo("key", "--clearmodifiers", "ctrl+Return")
             time.sleep(2)
             if ImageChops.difference(screen.grab().crop(status), before.crop(status)).getbbox():

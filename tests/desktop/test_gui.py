@@ -232,6 +232,18 @@ def test_attention_dock_receives_the_selected_term(qtbot, app_settings, tiny_ggu
     w.panel.table.selectRow(1)
     w.panel.table.selectRow(0)
     assert calls[-1][-1] == [] and not app_settings.term_block()
+    # After a translation of two sentences, a term of the second is inspected in its own sentence pair:
+    # the prompt that translated it, not a forward pass over the whole document.
+    from runtime.results import SegmentResult, TranslationResult
+
+    text = "患者胸痛。既往有高血压病史。"
+    w.source.setPlainText(text)
+    w.terms.set_result(TranslationResult(text, "Chest pain. History of high blood pressure.", "zh-en", [
+        SegmentResult(0, 0, 5, text[:5], "Chest pain.", 20, 4, 40, 0.1, 0.3, "stop", " "),
+        SegmentResult(1, 5, 14, text[5:], "History of high blood pressure.", 22, 7, 40, 0.1, 0.5, "stop")]))
+    row = next(i for i, c in enumerate(w.terms.checks) if c.hit.span.text == "高血压")
+    w.panel.table.selectRow(row)
+    assert calls[-1][:5] == ("既往有高血压病史。", "History of high blood pressure.", (3, 6), (11, 30), "zh-en")
     w.close()
 
 

@@ -21,12 +21,14 @@ from desktop.highlight import (
     flagged_segments,
     py_to_qt,
     qt_to_py,
+    segment_pair,
     source_marks,
     target_marks,
     term_at,
 )
 from medcore.redflags import RedFlag
 from medcore.terms import Glossary, Term
+from runtime.results import SegmentResult, TranslationResult
 
 ROOT = Path(__file__).resolve().parents[2]
 # 𠮷 (U+20BB7) and 😀 (U+1F600) are outside the BMP: one Python character, two UTF-16 code units each.
@@ -103,6 +105,41 @@ def test_flagged_segments_keep_the_engines_order():
              RedFlag("length", "…", segment=2), RedFlag("untranslated", "…")]
     assert flagged_segments(segments, flags) == ["s0", "s2"]
     assert flagged_segments(segments, []) == []
+
+
+def _two_sentences(translations: tuple[str, str], separator: str = " ") -> TranslationResult:
+    source = "患者胸痛。既往有高血压病史。"
+    segs = [SegmentResult(0, 0, 5, source[:5], translations[0], 20, 6, 40, 0.1, 0.5, "stop", separator),
+            SegmentResult(1, 5, 14, source[5:], translations[1], 22, 6, 40, 0.1, 0.5, "stop", "")]
+    return TranslationResult(source, translations[0] + separator + translations[1], "zh-en", segs)
+
+
+def test_a_term_is_inspected_in_the_sentence_that_was_translated():
+    """One prompt per sentence: a term's attention is its sentence's, with the spans moved into it."""
+    result = _two_sentences(("Hypertension and chest pain.", "History of hypertension."))
+    whole = result.translation
+    second = whole.rindex("hypertension")
+    # 高血压 (8..11 in the document) sits in sentence 2; its translation is found there
+    assert segment_pair(result, (8, 11), (second, second + 12)) == (
+        "既往有高血压病史。", "History of hypertension.", (3, 6), (11, 23))
+    # the checker pointed at the same words in sentence 1: the sentence's own occurrence is taken
+    assert segment_pair(result, (8, 11), (0, 12))[3] == (11, 23)
+    # 胸痛 in sentence 1, its translation there
+    chest = whole.index("chest pain")
+    assert segment_pair(result, (2, 4), (chest, chest + 10)) == (
+        "患者胸痛。", "Hypertension and chest pain.", (2, 4), (17, 27))
+    # a translation the sentence does not contain, or none at all: no target span
+    assert segment_pair(result, (2, 4), (second - 11, second - 8))[3] is None  # "History" is sentence 2's
+    assert segment_pair(result, (8, 11), None)[3] is None
+
+
+def test_the_whole_pair_when_the_sentences_cannot_be_placed():
+    one = TranslationResult("患者胸痛。", "Chest pain.", "zh-en",
+                            [SegmentResult(0, 0, 5, "患者胸痛。", "Chest pain.", 20, 4, 40, 0.1, 0.3, "stop")])
+    assert segment_pair(one, (2, 4), (0, 10)) == ("患者胸痛。", "Chest pain.", (2, 4), (0, 10))
+    edited = _two_sentences(("Chest pain.", "History of hypertension."))
+    edited.translation = "Chest pain. A history of high blood pressure."  # not what the segments hold
+    assert segment_pair(edited, (8, 11), None) == (edited.source, edited.translation, (8, 11), None)
 
 
 def test_the_highlight_logic_imports_no_qt():
