@@ -111,7 +111,7 @@ def segment_pair(result, src_span: tuple[int, int],
         return whole
     starts, cursor = [], 0  # where each segment's translation begins in the whole translation
     for seg in segments:
-        at = result.translation.find(seg.translation, cursor) if seg.translation else -1
+        at = result.translation.find(seg.translation, cursor)  # an empty one (stopped) is found at cursor
         if at < 0:
             return whole
         starts.append(at)

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {head_out}")
         return 0
     except (TimeoutError, SystemExit, IndexError):
-        failed = args.out.with_name(args.out.stem + "-failed.png")
+        failed = Path(tempfile.gettempdir()) / (args.out.stem + "-failed.png")  # not into the docs
         screen.grab().save(failed)
         print(f"the screen at the failure: {failed}", file=sys.stderr)
         raise

@@ -133,6 +133,12 @@ def test_a_term_is_inspected_in_the_sentence_that_was_translated():
     assert segment_pair(result, (8, 11), None)[3] is None
 
 
+def test_a_stopped_translation_still_places_the_sentences_it_has():
+    stopped = _two_sentences(("Chest pain.", ""), separator="")  # Stop before sentence 2 produced anything
+    assert segment_pair(stopped, (2, 4), (0, 10)) == ("患者胸痛。", "Chest pain.", (2, 4), (0, 10))
+    assert segment_pair(stopped, (8, 11), None) == ("既往有高血压病史。", "", (3, 6), None)
+
+
 def test_the_whole_pair_when_the_sentences_cannot_be_placed():
     one = TranslationResult("患者胸痛。", "Chest pain.", "zh-en",
                             [SegmentResult(0, 0, 5, "患者胸痛。", "Chest pain.", 20, 4, 40, 0.1, 0.3, "stop")])
