@@ -60,7 +60,7 @@ def test_a_finished_translation_marks_both_panes_and_the_reviewer_can_accept(qtb
     terms.source.setPlainText(text)
     terms.target.setPlainText(translation)
     terms.forget_review()
-    result = SimpleNamespace(translation=translation, direction="zh-en", segments=[])
+    result = SimpleNamespace(source=text, translation=translation, direction="zh-en", segments=[])
     terms.set_result(result)
     assert terms.highlighted_spans("source") == [(0, 3, "#c8f0c8"), (4, 6, "#ffc9c0")]
     assert terms.highlighted_spans("target") == [(2, 14, "#c8f0c8")]
@@ -80,7 +80,7 @@ def test_a_finished_translation_marks_both_panes_and_the_reviewer_can_accept(qtb
 def test_add_to_my_glossary_reloads_with_the_users_file(terms, tmp_path):
     text = "肺炎"
     terms.source.setPlainText(text)
-    terms.set_result(SimpleNamespace(translation="lung infection", direction="zh-en", segments=[]))
+    terms.set_result(SimpleNamespace(source=text, translation="lung infection", direction="zh-en", segments=[]))
     messages = []
     terms.message.connect(lambda message, timeout: messages.append(message))
     assert terms.add_term_to_user_glossary(0, "lung infection")
