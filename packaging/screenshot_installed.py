@@ -116,6 +116,14 @@ def green_rows(image: Image.Image, box: tuple[int, int, int, int]) -> list[tuple
     return rows
 
 
+def until(ready, deadline: float, message: str) -> None:
+    """Poll ``ready()`` every second until it is true; TimeoutError(``message``) past ``deadline`` (monotonic)."""
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(message)
+        time.sleep(1)
+
+
 def fill_screen(screen: Screen, window: str, timeout_s: float) -> None:
     """Move and size the window to the whole screen; a window still being mapped ignores the first tries."""
     deadline = time.monotonic() + timeout_s
@@ -178,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in (note.parent, note):
             os.chown(path, *NOBODY)
     screen = Screen(args.display)
-    app = subprocess.Popen(isolated([str(launcher), str(note)], install, home, root, display=screen.name),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # The app's own output goes to a file: a pipe nobody reads would fill up (QtWebEngine logs a lot) and block it.
+    app_log = Path(tempfile.gettempdir()) / (args.out.stem + "-app.log")
+    with app_log.open("wb") as log:
+        app = subprocess.Popen(isolated([str(launcher), str(note)], install, home, root, display=screen.name),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         window = screen.xdo("search", "--sync", "--onlyvisible", "--name", "TSX-MedTrans").split()[0]
         w, h = SCREEN
@@ -199,15 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(2)
             if ImageChops.difference(screen.grab().crop(status), before.crop(status)).getbbox():
                 break
-        while ink(screen.grab(), target) < 50:
-            if time.monotonic() - t0 > args.timeout:
-                raise TimeoutError("no translation appeared")
-            time.sleep(1)
+        until(lambda: ink(screen.grab(), target) >= 50, t0 + args.timeout, "no translation appeared")
         # Done when the Terms panel has checked the translation: "pending" rows turn green (found) or red.
-        while not green_rows(screen.grab(), terms):
-            if time.monotonic() - t0 > args.timeout:
-                raise TimeoutError("the translation did not finish: no term was checked")
-            time.sleep(1)
+        until(lambda: bool(green_rows(screen.grab(), terms)), t0 + args.timeout,
+              "the translation did not finish: no term was checked")
         done = screen.wait_still((0, 0, w, h), 3, args.timeout)
         print(f"translated in about {time.monotonic() - t0:.0f} s after start", flush=True)
         rows = green_rows(done, terms)
@@ -236,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TimeoutError, SystemExit, IndexError):
         failed = Path(tempfile.gettempdir()) / (args.out.stem + "-failed.png")  # not into the docs
         screen.grab().save(failed)
-        print(f"the screen at the failure: {failed}", file=sys.stderr)
+        print(f"the screen at the failure: {failed}; the app's output: {app_log}", file=sys.stderr)
         raise
     finally:
         if app.poll() is None:
