@@ -144,12 +144,16 @@ def export_lora(adapter: str | os.PathLike[str], out: str | os.PathLike[str], ba
                   if (adapter / n).exists())
     ensure_disk(target.parent, weights * 2 + (16 << 20), f"GGUF LoRA of {adapter}")
 
-    stack = [Path(p) for p in meta.get("stack") or []]
-    stack_sha = [adapter_fingerprint(p) if (p / "adapter_config.json").exists() else None for p in stack]
-    if any(s is None for s in stack_sha):
-        log.warning("%s was trained on top of %s, not all present: the stack order will not be checked at run time",
-                    adapter, ", ".join(map(str, stack)))
-        stack_sha = None
+    # What the earlier stages were: recorded by the trainer (tsx_stage.json ``stack_sha256``), or for
+    # adapters trained before it recorded them, read from where they were (``stack``).
+    stack_sha = meta.get("stack_sha256")
+    if stack_sha is None:
+        stack = [Path(p) for p in meta.get("stack") or []]
+        stack_sha = [adapter_fingerprint(p) if (p / "adapter_config.json").exists() else None for p in stack]
+        if any(s is None for s in stack_sha):
+            log.warning("%s was trained on top of %s, not all present: the stack order will not be checked at "
+                        "run time", adapter, ", ".join(map(str, stack)))
+            stack_sha = None
 
     with tempfile.TemporaryDirectory(prefix="tsx-lora-") as scratch:
         source = adapter

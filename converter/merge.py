@@ -35,7 +35,7 @@ def _hash_tree(directory: Path, names: list[str] | None = None) -> dict[str, str
 def check_adapters(base: str | os.PathLike[str], adapters: list[str | os.PathLike[str]]) -> list[dict]:
     """Every adapter belongs to this base and the list is the stack it was trained in. Returns the metas."""
     from hfmodel.adapters import read_stage_meta
-    from hfmodel.fingerprints import base_fingerprint
+    from hfmodel.fingerprints import adapter_fingerprint, base_fingerprint
 
     fingerprint = base_fingerprint(base)
     metas = []
@@ -58,9 +58,17 @@ def check_adapters(base: str | os.PathLike[str], adapters: list[str | os.PathLik
                 raise ConvertError(
                     f"adapter {adapter} was trained on top of {len(stack)} earlier stage(s) ({', '.join(stack) or 'none'}) "
                     f"but {len(given)} were given before it; pass the adapters in training order, none skipped")
-            for want, got in zip(stack, given, strict=False):
-                if want != got:
-                    log.warning("adapter %s was trained on top of %s; using %s in its place", adapter, want, got)
+            recorded = meta.get("stack_sha256")
+            if recorded is not None:  # the earlier stages' content is known: a copy elsewhere is fine, others are not
+                for want, got in zip(recorded, given, strict=False):
+                    if adapter_fingerprint(got) != want:
+                        raise ConvertError(
+                            f"adapter {adapter} was trained on top of another earlier stage (sha256 {want[:12]}…) "
+                            f"than {got}; use the adapters of one training run")
+            else:
+                for want, got in zip(stack, given, strict=False):
+                    if want != got:
+                        log.warning("adapter %s was trained on top of %s; using %s in its place", adapter, want, got)
         metas.append(meta)
     stages = [m.get("stage") for m in metas if m.get("stage") is not None]
     if stages != sorted(stages):

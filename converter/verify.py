@@ -365,13 +365,34 @@ def verify(hf_dir: str | os.PathLike[str], gguf: str | os.PathLike[str], base: s
     return compare(reference, gguf, ftype, thresholds=thresholds)
 
 
+def find_peft_source(lora) -> Path:
+    """The PEFT adapter a GGUF LoRA was made from: where its sidecar says (``peft_source``, the training
+    run on the machine that exported it), else the copy committed beside it (``peft/stage<N>/``, as
+    ``resources/models/adapters/<name>/`` holds them), whichever has the sha256 the sidecar records.
+    So a fresh checkout can verify the shipped adapters without the original ``runs/`` folder."""
+    from hfmodel.fingerprints import adapter_fingerprint
+
+    want = lora.meta.get("peft_sha256")
+    candidates = [Path(p) for p in (lora.meta.get("peft_source"),) if p]
+    if lora.stage is not None:
+        candidates.append(lora.path.parent / "peft" / f"stage{lora.stage}")
+    present = [c for c in candidates if (c / "adapter_config.json").is_file()]
+    for candidate in present:
+        if not want or adapter_fingerprint(candidate) == want:
+            return candidate
+    where = ", ".join(map(str, candidates)) or "nowhere (its sidecar names no source)"
+    problem = "have other weights" if present else "are not there"
+    raise ConvertError(f"the PEFT adapter {lora.path.name} was made from (sha256 {str(want)[:12]}…) is not found: "
+                       f"looked in {where}, which {problem}; give it with --adapter")
+
+
 def verify_runtime(gguf: str | os.PathLike[str], loras: list[str | os.PathLike[str]],
                    peft: list[str | os.PathLike[str]] | None = None, hf: str | os.PathLike[str] | None = None,
                    ftype: str | None = None, max_new_tokens: int = 32, probes_file: str | None = None,
                    thresholds: dict[str, float] | None = None, use_base: bool = True) -> dict[str, Any]:
     """Base GGUF + runtime GGUF LoRAs against the HF base + the same PEFT adapters.
 
-    ``peft`` defaults to the PEFT directories recorded in the LoRAs' sidecars (``peft_source``), ``hf``
+    ``peft`` defaults to the PEFT directories the LoRAs were made from (:func:`find_peft_source`), ``hf``
     to the dequantised HF form of ``gguf`` (the model the adapters were trained on). Each PEFT
     adapter must be the one its GGUF LoRA was made from (sha256).
     """
@@ -383,10 +404,7 @@ def verify_runtime(gguf: str | os.PathLike[str], loras: list[str | os.PathLike[s
     if not stack:
         raise ConvertError("no runtime adapters given (--lora)")
     if peft is None:
-        peft = [a.meta.get("peft_source") for a in stack]
-        if not all(peft) or not all(Path(p).is_dir() for p in peft):
-            raise ConvertError("the PEFT adapters the LoRAs were made from are not where their sidecars say "
-                               f"({', '.join(map(str, peft))}); give them with --adapter")
+        peft = [find_peft_source(a) for a in stack]
     if len(peft) != len(stack):
         raise ConvertError(f"{len(stack)} GGUF LoRA(s) but {len(peft)} PEFT adapter(s): give one per stage, same order")
     for lora, directory in zip(stack, peft, strict=True):

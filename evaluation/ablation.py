@@ -69,7 +69,7 @@ def _is_runtime_lora(path: str) -> bool:
 def check_stack(base: str, stage1: str | None, stage2: str | None) -> list[str]:
     """Refuse adapters trained on another base; warn when stage 2's recorded stack is not stage 1."""
     from hfmodel.adapters import read_stage_meta
-    from hfmodel.fingerprints import base_fingerprint
+    from hfmodel.fingerprints import adapter_fingerprint, base_fingerprint
 
     warnings: list[str] = []
     if not stage1:
@@ -83,8 +83,13 @@ def check_stack(base: str, stage1: str | None, stage2: str | None) -> list[str]:
                 raise ValueError(f"{adapter} was trained on another base model ({meta.get('base')}, "
                                  f"fingerprint {meta['base_fingerprint'][:12]}) than {base} ({fingerprint[:12]})")
     if stage2:
-        stack = read_stage_meta(stage2).get("stack")
-        if stack is not None and [str(Path(p).resolve()) for p in stack] != [str(Path(stage1).resolve())]:
+        meta = read_stage_meta(stage2)
+        stack, stack_sha = meta.get("stack"), meta.get("stack_sha256")
+        if stack_sha is not None:  # recorded by content: a copy of stage 1 elsewhere is the same stage 1
+            if stack_sha != [adapter_fingerprint(stage1)]:
+                warnings.append(f"{stage2} was trained on top of another stage 1 (sha256 "
+                                f"{', '.join(s[:12] for s in stack_sha)}…) than {stage1}")
+        elif stack is not None and [str(Path(p).resolve()) for p in stack] != [str(Path(stage1).resolve())]:
             warnings.append(f"{stage2} records its earlier stages as {stack}, not [{stage1}]")
     for w in warnings:
         log.warning(w)

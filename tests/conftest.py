@@ -148,7 +148,7 @@ def _make_adapter(base: Path, out: Path, targets: list[str], rank: int, seed: in
 @pytest.fixture(scope="session")
 def tiny_stages(tmp_path_factory, tiny_qwen2_dir) -> tuple[Path, Path]:
     """Stage-1 (MLP, r=8) and stage-2 (q/v, r=4) LoRA adapters for the tiny Qwen2, with tsx_stage.json."""
-    from hfmodel.fingerprints import base_fingerprint
+    from hfmodel.fingerprints import adapter_fingerprint, base_fingerprint
 
     root = tmp_path_factory.mktemp("tiny_stages")
     fingerprint = base_fingerprint(tiny_qwen2_dir)
@@ -156,5 +156,5 @@ def tiny_stages(tmp_path_factory, tiny_qwen2_dir) -> tuple[Path, Path]:
                        {"stage": 1, "base": str(tiny_qwen2_dir), "base_fingerprint": fingerprint, "stack": []})
     s2 = _make_adapter(tiny_qwen2_dir, root / "stage2", ["q_proj", "v_proj"], 4, 2,
                        {"stage": 2, "base": str(tiny_qwen2_dir), "base_fingerprint": fingerprint,
-                        "stack": [str(s1)]})
+                        "stack": [str(s1)], "stack_sha256": [adapter_fingerprint(s1)]})
     return s1, s2

@@ -33,7 +33,7 @@ import torch
 from tqdm import tqdm
 
 from hfmodel.adapters import STAGE_META, read_stage_meta, stack_adapters
-from hfmodel.fingerprints import base_fingerprint
+from hfmodel.fingerprints import adapter_fingerprint, base_fingerprint
 from hfmodel.loading import load_model, load_tokenizer, pick_device_dtype
 from medcore.atomic import atomic_dir, write_json, write_jsonl, write_text
 from medcore.models import ModelError
@@ -263,6 +263,7 @@ class StageRun:
             model.enable_input_require_grads()
         model.config.use_cache = False
         self.fingerprint = fingerprint
+        self.stack_fingerprints = [adapter_fingerprint(a) for a in cfg.init_adapters]
         return model
 
     def _load_data(self, tokenizer):
@@ -309,7 +310,10 @@ class StageRun:
             "stage": self.cfg.stage,
             "base": self.cfg.base,
             "base_fingerprint": self.fingerprint,
+            # Where the earlier stages were (a hint) and what they were (sha256, as hfmodel.fingerprints
+            # computes it): the identity that survives copying the adapters to another machine.
             "stack": [str(Path(a).resolve()) for a in self.cfg.init_adapters],
+            "stack_sha256": self.stack_fingerprints,
             "lora": self.cfg.to_dict()["lora"],
             "kind": self.cfg.kind,
             "prompt_contract_version": load_contract().version,

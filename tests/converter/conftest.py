@@ -82,20 +82,21 @@ def make_stage_adapters(base: Path, out: Path, std: float = 0.15) -> tuple[Path,
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from hfmodel.fingerprints import base_fingerprint
+    from hfmodel.fingerprints import adapter_fingerprint, base_fingerprint
 
     fingerprint = base_fingerprint(base)
     stage1, stage2 = out / "stage1" / "adapter", out / "stage2" / "adapter"
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     specs = [(stage1, 16, ["gate_proj", "up_proj", "down_proj"], []),
-             (stage2, 8, ["q_proj", "v_proj"], [str(stage1.resolve())])]
-    for index, (target, r, modules, stack) in enumerate(specs, start=1):
+             (stage2, 8, ["q_proj", "v_proj"], [stage1])]
+    for index, (target, r, modules, below) in enumerate(specs, start=1):
         torch.manual_seed(10 + index)
         lora = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=modules, task_type="CAUSAL_LM")
         peft_model = get_peft_model(model, lora)
         _randomise_lora_b(peft_model, std, seed=100 + index)
         peft_model.save_pretrained(target)
-        meta = {"stage": index, "base": str(base), "base_fingerprint": fingerprint, "stack": stack,
+        meta = {"stage": index, "base": str(base), "base_fingerprint": fingerprint,  # as tsx-train writes it
+                "stack": [str(d.resolve()) for d in below], "stack_sha256": [adapter_fingerprint(d) for d in below],
                 "val_loss": 1.0, "step": 1, "lora": {"r": r, "alpha": 2 * r, "target_modules": modules}}
         (target / "tsx_stage.json").write_text(json.dumps(meta, indent=2))
         model = peft_model.merge_and_unload()  # stage 2 trains on base+stage1 merged

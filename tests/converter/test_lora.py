@@ -109,6 +109,42 @@ def test_stage1_alone_matches_peft(tuned, probes_file):
     assert report["passed"] and report["kl_mean"] < 5e-3 and report["finetune"]["kept"] > 0.95
 
 
+def _ship(tuned, folder: Path, peft_for_stage2: Path) -> list[Path]:
+    """The LoRAs as the repo ships them (resources/models/adapters/<name>/): the GGUF files, their
+    sidecars naming a training run this machine does not have, and PEFT copies in peft/stage<N>/."""
+    folder.mkdir()
+    shipped = []
+    for lora, peft in zip(tuned.loras, (tuned.peft[0], peft_for_stage2), strict=True):
+        shutil.copy2(lora, folder / lora.name)
+        side = json.loads(Path(str(lora) + ".json").read_text())
+        side["peft_source"] = str(folder / "gone" / "runs" / f"stage{side['stage']}" / "adapter")
+        (folder / (lora.name + ".json")).write_text(json.dumps(side))
+        copy_tree(peft, folder / "peft" / f"stage{side['stage']}")
+        shipped.append(folder / lora.name)
+    return shipped
+
+
+def test_verify_finds_the_committed_peft_copies_in_a_fresh_checkout(tuned, tmp_path, probes_file):
+    """`tsx-convert verify --spec` on another machine: the sidecars' training run is not there, the
+    PEFT copies beside the LoRAs are, and they are used only when their sha256 is the recorded one."""
+    from converter.verify import find_peft_source, verify_runtime
+    from medcore.lora import read_adapter
+
+    shipped = _ship(tuned, tmp_path / "ok", tuned.peft[1])
+    assert [find_peft_source(read_adapter(p)) for p in shipped] == [
+        tmp_path / "ok" / "peft" / "stage1", tmp_path / "ok" / "peft" / "stage2"]
+    report = verify_runtime(tuned.gguf, shipped, hf=tuned.hf, probes_file=str(probes_file), max_new_tokens=8)
+    assert report["passed"] and report["kl_mean"] < 5e-3
+    assert [Path(p).parent.name for p in report["peft_adapters"]] == ["peft", "peft"]
+
+    wrong = _ship(tuned, tmp_path / "wrong", tuned.peft[0])  # stage 1's weights where stage 2's belong
+    with pytest.raises(ConvertError, match=r"stage2.lora.gguf .*looked in .*gone.*peft/stage2, which have other weights"):
+        find_peft_source(read_adapter(wrong[1]))
+    shutil.rmtree(tmp_path / "wrong" / "peft")
+    with pytest.raises(ConvertError, match="are not there; give it with --adapter"):
+        verify_runtime(tuned.gguf, wrong, hf=tuned.hf, probes_file=str(probes_file), max_new_tokens=8)
+
+
 def test_two_stacked_adapters_both_apply_and_switch_off(tuned):
     from runtime.adapters import open_llama_with_adapters, set_active
 
@@ -176,6 +212,25 @@ def test_export_refuses_another_base(tuned, tmp_path, tiny_qwen2_real):
     with pytest.raises(ConvertError, match="another base model"):
         export_lora(tuned.peft[0], tmp_path / "x.gguf", base=tiny_qwen2_real)  # same weights, no GGUF identity
     assert not (tmp_path / "x.gguf").exists()
+
+
+def test_stack_is_checked_by_content_not_by_path(tuned, tmp_path):
+    """Stage 2 records its stage 1 by sha256: a moved copy of that stage 1 (a fresh checkout's
+    peft/stage1) exports with the stack recorded; another stage 1 in its place is refused."""
+    from converter.lora import export_loras
+    from hfmodel.fingerprints import adapter_fingerprint
+
+    moved = copy_tree(tuned.peft[0], tmp_path / "elsewhere" / "stage1")
+    stage2 = copy_tree(tuned.peft[1], tmp_path / "elsewhere" / "stage2")
+    records = export_loras([moved, stage2], tmp_path / "out", base=tuned.hf)
+    assert records[1]["stack_peft_sha256"] == [adapter_fingerprint(tuned.peft[0])]
+
+    impostor = copy_tree(tuned.peft[0], tmp_path / "impostor")
+    (impostor / "adapter_config.json").write_text(
+        (impostor / "adapter_config.json").read_text().replace('"r": 16', '"r": 16 '))  # other bytes, other sha
+    with pytest.raises(ConvertError, match="trained on top of another earlier stage"):
+        export_loras([impostor, stage2], tmp_path / "out2", base=tuned.hf)
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
 
 
 def test_engine_tuned_spec_provenance_and_base_only_switch(tuned):

@@ -27,6 +27,13 @@ def test_check_stack_refuses_adapters_of_another_base(tiny_stages, tmp_path, tin
         check_stack(str(tiny_qwen2_dir), str(other), None)
     with pytest.raises(ValueError, match="stage2 needs"):
         ablation_systems("transformers", str(tiny_qwen2_dir), None, str(stage2))
+    moved = tmp_path / "moved_stage1"  # stage 1 copied elsewhere (a fresh checkout): still stage 2's stage 1
+    shutil.copytree(stage1, moved)
+    assert check_stack(str(tiny_qwen2_dir), str(moved), str(stage2)) == []
+    (moved / "adapter_config.json").write_text((moved / "adapter_config.json").read_text() + " ")
+    assert check_stack(str(tiny_qwen2_dir), str(moved), str(stage2)) == [
+        f"{stage2} was trained on top of another stage 1 (sha256 "
+        f"{json.loads((stage2 / 'tsx_stage.json').read_text())['stack_sha256'][0][:12]}…) than {moved}"]
 
 
 def test_ablation_transformers_tiny(tiny_qwen2_dir, tiny_stages, tmp_path):

@@ -81,6 +81,8 @@ def test_base_weights_unchanged_by_stage1(stage1_run, tiny_qwen2_dir):
 
 
 def test_stage2_trains_new_qv_lora_on_top_of_stage1(stage1_run, tiny_qwen2_dir, small_prepared, tmp_path):
+    from hfmodel.fingerprints import adapter_fingerprint
+
     stage1_out, _ = stage1_run
     out = tmp_path / "stage2"
     config = stage_config("stage2", tiny_qwen2_dir, small_prepared, out, "max_steps=3",
@@ -90,6 +92,7 @@ def test_stage2_trains_new_qv_lora_on_top_of_stage1(stage1_run, tiny_qwen2_dir, 
     assert {k.split(".")[-3] for k in weights} == {"q_proj", "v_proj"}
     meta = json.loads((out / "adapter" / "tsx_stage.json").read_text())
     assert meta["stack"] == [str((stage1_out / "adapter").resolve())]
+    assert meta["stack_sha256"] == [adapter_fingerprint(stage1_out / "adapter")]  # identity beyond this machine
     assert json.loads((out / "adapter" / "adapter_config.json").read_text())["r"] == 8
     assert summary["steps"] == 3
     assert meta["prompt_contract_version"] == 2 and meta["term_block_share"] == 0.5
