@@ -20,10 +20,12 @@ planted flagged / planted. "Right kind" counts a planted case only when a flag o
     python -m benchmarks.redflag_eval --split val --json out.json
 
 The cue lists of the checker were tuned while looking at the clean test and val sentences and the
-misses on them, so those figures are optimistic; a seeded sample of the train split, never looked
-at while tuning, is the fairer figure:
+misses on them, and then at a seeded 600-row sample of the train split, so those figures are
+optimistic; the next 600 rows of the same seeded order, never looked at while tuning, are the fair
+figure:
 
-    python -m benchmarks.redflag_eval --split train --limit 600
+    python -m benchmarks.redflag_eval --split train --limit 600             # looked at (tuning)
+    python -m benchmarks.redflag_eval --split train --skip 600 --limit 600  # held out
 """
 
 from __future__ import annotations
@@ -166,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prepared", type=Path, default=Path("prepared/sentences"))
     ap.add_argument("--split", default="test", choices=("test", "val", "train"))
     ap.add_argument("--limit", type=int, default=0, help="use a seeded sample of this many rows (0: all)")
+    ap.add_argument("--skip", type=int, default=0,
+                    help="with --limit: skip this many rows of the seeded order first (a disjoint sample)")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--per-kind", type=int, default=2, help="planted variants of each kind per pair (default 2)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -177,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if args.limit and args.limit < len(rows):
-        rows = random.Random(args.seed).sample(rows, args.limit)
+        # One seeded order of all rows; --skip N --limit M takes rows N..N+M-1 of it, so
+        # `--limit 600` (tuning) and `--skip 600 --limit 600` (held out) never share a row.
+        rows = random.Random(args.seed).sample(rows, len(rows))[args.skip:args.skip + args.limit]
     cases = build_cases(rows, args.seed, args.per_kind)
     result = evaluate(cases)
     result["split"], result["seed"] = args.split, args.seed

@@ -325,13 +325,17 @@ def _units_by_value(quantities: list[Quantity]) -> dict[float, set[str]]:
 _ZH_NEG_STRICT = re.compile(
     r"否认|否認|(?<!几乎)没有|沒有|(?<!几乎)[没沒](?!药)|并非|"
     r"未(?!来|來|婚|成年|满|滿)|"
-    r"(?<!几乎)[无無](?!论|論|数|數|疑|比|限|穷|非|意|关|關|偿|菌|机|線|线|人机|锡|期)|"
-    r"不(?!良|同|仅|僅|断|斷|少|但|过|過|久|止|管|论|論|足|适|適|满|滿|安|利|然|如|全|规则|典型|孕|育|稳定|"
+    r"(?<!几乎)[无無](?!论|論|数|數|疑|比|限|穷|非|意|(?:关|關)(?!于|於)|偿|菌|机|線|线|人机|锡|期)|"
+    r"不(?!良|同|仅|僅|断|斷|少|但|过|過|久|止|管|论|論|足|适|適|满|滿|安(?!全)|利|然|如|全|规则|典型|孕|育|稳定|"
     r"对称|均|平衡|一|外乎|得不|容|可避免|可逆|平等|公|光|妨|禁|免|料|及|已|时|定|等|再|错|合格|耐|到|见|至于)|"
     r"勿|切忌|禁止|[阴陰]性"
 )
 # Chinese, lenient: any way a translation into Chinese may express a negation.
 _ZH_NEG_LENIENT = re.compile(r"不|无|無|未|没|沒|非(?!常)|(?<![是能与與可])否|勿|莫|缺|禁|拒|[阴陰]性|忌|消极|负面|而是")
+# ... except words that are not negations at all, taken out first: clause-initial 不过 "but, however"
+# (病程不过三天 "no more than three days" is one), 不过是 "merely", and 不可或缺 "indispensable",
+# an affirmation that would otherwise count twice (不, 缺).
+_ZH_NOT_NEGATION = re.compile(r"(?:^|(?<=[，,。；;：:！!？?\s]))不[过過](?![一二三四五六七八九十两\d])|不[过過]是|不可或缺")
 _EN_NEG_STRICT = re.compile(
     r"\bno\b(?!\.\s*\d)|\bnot\b(?!\s+(?:only|until)\b)|n't\b|\bnever\b|\bwithout\b|\bdenie[sd]\b|\bdeny(?:ing)?\b|"
     r"\bnone\b|\bneither\b|\bnor\b|\bcannot\b|\bnegative\b|\bnothing\b|\bnobody\b|\babsence\b|\babsent\b|"
@@ -342,7 +346,8 @@ _EN_NEG_LENIENT = re.compile(
     _EN_NEG_STRICT.pattern + r"|\bun(?!der|til|it|ion|ivers|ique|i\b)[a-z]{3,}|\bnon\b|\bnon-|\black(?:s|ed|ing)?\b|"
     r"\bfail(?:s|ed|ing|ure)?\b|\bfree\b|\binstead\b|\bhardly\b|"
     r"\bbarely\b|\basymptomatic\b|\bafebrile\b|\bunremarkable\b|\w{3,}less\b|\bavoid\w*|"
-    r"\bneg\b|\brefus\w*|\bin(?:ability|capable|complete|sufficient|effective|active|valid)\w*|"
+    r"\bneg\b|\brefus\w*|\bin(?:ability|capable|complete|sufficient|effective|efficien|active|valid|"
+    r"appropriat|adequa|correct|accura)\w*|\blesser\b|"
     r"\binequalit\w*|\binjustic\w*|\bunclear\b|\bunknown\b|\bzero\b|\bbar(?:s|red)?\b|"
     r"\bban\w*|\bprohibit\w*|\bforbid\w*|\bless than\b|\bfewer than\b|\byet to\b|"
     r"\bir(?:revers|regular|relevant|respons)\w*|\bim(?:possib|mature|proper|balanc)\w*|\bintoleran\w*|"
@@ -354,6 +359,8 @@ _EN_NEG_LENIENT = re.compile(
 def negation_cues(text: str, lang: str, strict: bool) -> list[str]:
     if lang == "zh":
         pattern = _ZH_NEG_STRICT if strict else _ZH_NEG_LENIENT
+        if not strict:
+            text = _ZH_NOT_NEGATION.sub("□", text)
     else:
         pattern = _EN_NEG_STRICT if strict else _EN_NEG_LENIENT
     return [m.group() for m in pattern.finditer(text)]

@@ -55,6 +55,20 @@ def test_negation():
     # Words that contain 不/无/未 without negating are not demanded (adverse, different, future).
     assert kinds("不良反应与未来治疗不同。", "Adverse reactions differ from future treatment.") == []
     assert kinds("无症状感染者", "asymptomatic carriers") == []
+    # 无关 "unrelated" is not demanded, 尚无关于 "no (study) about" is; 不安 "anxious" is not, 不安全 "unsafe" is.
+    assert kinds("与饮食无关。", "It is related to diet.") == []
+    assert kinds("尚无关于该病毒的研究。", "Studies on the virus have been reported.") == ["negation"]
+    assert kinds("该药可能不安全。", "The drug may be safe.") == ["negation"]
+    assert kinds("患者不安。", "The patient is restless.") == []
+    # In a Chinese translation, clause-initial 不过 "but" and 不可或缺 "indispensable" do not stand in
+    # for a lost negation; 不过三天 "no more than three days" does.
+    assert kinds("Not many cases occur, though some are severe.", "病例很多，不过有些病例很重。", "en-zh") == ["negation"]
+    assert kinds("Such services are necessary and have not closed.", "这些服务不可或缺，已经关闭。", "en-zh") == [
+        "negation"]
+    assert kinds("It lasts no more than three days.", "病程不过三天。", "en-zh") == []
+    # English words with a negative prefix translate a Chinese negation.
+    assert kinds("选择不太知名的中间商。", "Use a lesser-known aggregator.") == []
+    assert kinds("仅用水无法有效清洁皮肤。", "Water alone is an inefficient skin cleanser.") == []
 
 
 def test_laterality():
