@@ -21,6 +21,9 @@ Why these flags (details in docs/packaging.md):
   it): ``sapphirerapids``, the only variant with AMX, is never built, and on 2 cores only the
   variants that matter are (``runtime.llamacpp.DEFAULT_VARIANTS``; ``--variants all`` builds
   every non-AMX one).
+* Source patches (``packaging/ggml_patches.py``, part of the key): ``plain-for-batches`` keeps
+  ggml's repacked Q4_K kernels for decoding and runs prompt batches (>= 32 rows) on a kept plain
+  copy of those weights, where the repacked GEMM is slower (issue 10).
 * ``LLAVA_BUILD=OFF`` — the app has no image input; ``libmtmd`` is not shipped anyway.
 * ``CMAKE_INSTALL_{BIN,LIB}DIR=llama_cpp/lib`` — ggml installs backend modules into ``bin/``, which
   would put them at ``site-packages/bin``; here they land beside ``libggml`` where the loader looks.
@@ -47,6 +50,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "packaging"))
+from ggml_patches import apply_patches, patches_digest  # noqa: E402
+
 from runtime.llamacpp import (  # noqa: E402
     AMX_FEATURES,
     DEFAULT_VARIANTS,
@@ -58,7 +64,7 @@ from runtime.llamacpp import (  # noqa: E402
 
 OUT_ROOT = ROOT / ".whl"
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
-PATCH_REV = 1  # bump when the patch or the layout below changes: a new key, a new build
+PATCH_REV = 2  # bump when the patch or the layout below changes: a new key, a new build
 CMAKE_ARGS = [
     "-DGGML_NATIVE=OFF",
     "-DGGML_BACKEND_DL=ON",
@@ -104,7 +110,7 @@ def parse_variants(spec: str | None) -> tuple[str, ...]:
 
 def build_key(version: str, variants: tuple[str, ...]) -> str:
     recipe = {"version": version, "cmake_args": CMAKE_ARGS, "variants": sorted(variants), "patch": PATCH_REV,
-              "platform": f"{sys.platform}-{platform.machine()}"}
+              "ggml_patches": patches_digest(), "platform": f"{sys.platform}-{platform.machine()}"}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
     return f"{version}-portable-{digest}"
 
@@ -184,11 +190,12 @@ def build(version: str, variants: tuple[str, ...], jobs: int) -> Path:
             tar.extractall(tmp, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(tmp)  # noqa: S202
         src = next(tmp.glob("llama_cpp_python-*"))
         kept = patch_variants(src / "vendor" / "llama.cpp" / "ggml" / "src" / "CMakeLists.txt", variants)
+        patched = apply_patches(src / "vendor" / "llama.cpp")
         env = dict(os.environ, CMAKE_ARGS=" ".join(CMAKE_ARGS), CMAKE_BUILD_PARALLEL_LEVEL=str(jobs),
                    FORCE_CMAKE="1")
         env.pop("SOURCE_DATE_EPOCH", None)
-        print(f"building llama-cpp-python {version} (portable; CPU variants: {', '.join(kept)}) with "
-              f"{jobs} jobs\n  CMAKE_ARGS={env['CMAKE_ARGS']}", flush=True)
+        print(f"building llama-cpp-python {version} (portable; CPU variants: {', '.join(kept)}; patches: "
+              f"{', '.join(patched)}) with {jobs} jobs\n  CMAKE_ARGS={env['CMAKE_ARGS']}", flush=True)
         t0 = time.monotonic()
         wheel_dir = tmp / "wheel"
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
@@ -200,6 +207,7 @@ def build(version: str, variants: tuple[str, ...], jobs: int) -> Path:
         staging.mkdir()
         shutil.move(str(wheel), staging / wheel.name)
         info = {"key": key, "version": version, "cmake_args": CMAKE_ARGS, "variants": checked["variants"],
+                "ggml_patches": patched, "ggml_patches_sha256": patches_digest(),
                 "excluded": list(EXCLUDED_VARIANTS), "build_seconds": round(seconds, 1), "jobs": jobs,
                 "cpu_count": os.cpu_count(), "built_on": platform.platform(),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sdist_sha256": _sha256(sdist),

@@ -33,7 +33,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,6 +138,10 @@ class RuntimeInfo:
     backends: list[str] = field(default_factory=list)
     amx: bool = False                   # an AMX-enabled CPU backend is loaded (repacking is then forced off)
     repack_default: bool = True         # what open_llama(repack=None) does in this process
+    # The project's ggml patch plain-for-batches (packaging/ggml_patches.py): repacked Q4_K weights keep
+    # a plain copy, used from this many activation rows on (prompt batches). None: the loaded CPU
+    # backend lacks the patch (not the project's build); 0: turned off (GGML_CPU_REPACK_PLAIN_MIN_ROWS=0).
+    plain_batch_rows: int | None = None
     system_info: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -278,11 +282,12 @@ def ensure_backends() -> RuntimeInfo:
         except Exception:  # informational only
             system_info = ""
         _ggml = lib
+        plain_rows = plain_batch_rows(mapped) if mapped and "," not in mapped else None
         _info = RuntimeInfo(
             llama_cpp_python=getattr(llama_cpp, "__version__", ""), lib_dir=str(folder), backend_dl=bool(shipped),
             variant=variant, variant_file=mapped, shipped_variants=shipped, features=features,
             cpu_description=description, backends=backends, amx=amx,
-            repack_default=resolve_repack(None) and not amx, system_info=system_info)
+            repack_default=resolve_repack(None) and not amx, plain_batch_rows=plain_rows, system_info=system_info)
         if amx:
             import logging
 
@@ -291,6 +296,26 @@ def ensure_backends() -> RuntimeInfo:
                 "model (the AMX path crashes, llama.cpp #20824). Rebuild llama-cpp-python with `make` for the "
                 "portable build.", variant or "native build")
         return _info
+
+
+PLAIN_ROWS_ENV = "GGML_CPU_REPACK_PLAIN_MIN_ROWS"
+PLAIN_ROWS_DEFAULT = 32  # the patch's own default (packaging/ggml_patches.py)
+
+
+def plain_batch_rows(variant_file: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> int | None:
+    """From how many activation rows repacked Q4_K weights use their plain copy in this CPU backend
+    library: None when the library lacks the plain-for-batches patch (it reads ``PLAIN_ROWS_ENV``)."""
+    try:
+        patched = PLAIN_ROWS_ENV.encode() in Path(variant_file).read_bytes()
+    except OSError:
+        return None
+    if not patched:
+        return None
+    value = (os.environ if env is None else env).get(PLAIN_ROWS_ENV, "")
+    if not value:
+        return PLAIN_ROWS_DEFAULT
+    number = re.match(r"\s*([+-]?\d+)", value)  # as the patch's atoll() reads it: no number is 0, off
+    return max(0, int(number.group(1))) if number else 0
 
 
 def _cpu_reg(lib: ctypes.CDLL) -> int | None:

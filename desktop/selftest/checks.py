@@ -84,6 +84,7 @@ def check_llama_backend() -> dict[str, Any]:
         "feature_values": {k: v for k, v in info.features.items() if v != "1"},
         "cpu": info.cpu_description, "build": build, "shipped_variants": info.shipped_variants,
         "backends": info.backends, "amx": info.amx, "repack_default": info.repack_default,
+        "repack_plain_batch_rows": info.plain_batch_rows,
         "llama_cpp_python": info.llama_cpp_python, "lib_dir": info.lib_dir,
     }
     if info.amx:

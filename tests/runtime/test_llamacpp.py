@@ -67,6 +67,19 @@ def test_repack_switch_resolution(env, asked, expected):
     assert rt.resolve_repack(asked, env) is expected
 
 
+def test_plain_batch_rows_reads_the_patch_and_its_variable(tmp_path):
+    lib = tmp_path / "libggml-cpu-zen4.so"
+    lib.write_bytes(b"\x7fELF...GGML_CPU_REPACK_PLAIN_MIN_ROWS\0...")
+    assert rt.plain_batch_rows(lib, {}) == 32
+    assert rt.plain_batch_rows(lib, {rt.PLAIN_ROWS_ENV: "64"}) == 64
+    assert rt.plain_batch_rows(lib, {rt.PLAIN_ROWS_ENV: "0"}) == 0
+    assert rt.plain_batch_rows(lib, {rt.PLAIN_ROWS_ENV: "off"}) == 0  # as atoll() reads it
+    assert rt.plain_batch_rows(lib, {rt.PLAIN_ROWS_ENV: "-3"}) == 0
+    unpatched = tmp_path / "libggml-cpu-x64.so"
+    unpatched.write_bytes(b"\x7fELF...")
+    assert rt.plain_batch_rows(unpatched, {}) is None and rt.plain_batch_rows(tmp_path / "gone.so", {}) is None
+
+
 def test_wheel_recipe_refuses_amx_and_keys_on_flags(tmp_path):
     sys.path.insert(0, str(ROOT / "packaging"))
     try:
@@ -102,6 +115,39 @@ def test_wheel_recipe_refuses_amx_and_keys_on_flags(tmp_path):
         lw.patch_variants(cmake, ("x64", "zen4"))
 
 
+def _packaging_module(name: str):
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "packaging"))
+
+
+def test_ggml_patches_apply_to_the_pinned_sdist_and_key_the_build(tmp_path):
+    """Every replacement of every patch matches exactly once in the pinned llama.cpp (else the build
+    stops), and the patches' text is part of the wheel's key."""
+    import tarfile
+
+    lw, gp = _packaging_module("llamacpp_wheel"), _packaging_module("ggml_patches")
+    version = lw.pinned_version()
+    sdist = ROOT / ".whl" / "sdist" / f"llama_cpp_python-{version}.tar.gz"
+    if not sdist.is_file():
+        pytest.skip("the pinned sdist is fetched by the first `make` (packaging/llamacpp_wheel.py build)")
+    tree = tmp_path / "llama.cpp"
+    with tarfile.open(sdist) as tar:
+        for patch in gp.PATCHES:
+            member = tar.getmember(f"llama_cpp_python-{version}/vendor/llama.cpp/{patch.file}")
+            (tree / patch.file).parent.mkdir(parents=True, exist_ok=True)
+            (tree / patch.file).write_bytes(tar.extractfile(member).read())
+    assert gp.apply_patches(tree) == ["plain-for-batches"]
+    text = (tree / gp.REPACK_CPP).read_text()
+    assert "tsx_plain_min_rows()" in text and "ggml_compute_forward_mul_mat(params, &plain_op)" in text
+    with pytest.raises(SystemExit, match="expected one occurrence"):
+        gp.apply_patches(tree)  # the anchors are gone once applied: a changed source is not patched blindly
+    changed = (gp.Patch("x", gp.REPACK_CPP, (("a", "b"),)),)
+    assert gp.patches_digest(changed) != gp.patches_digest()
+
+
 # ------------------------------------------------------------------------------- the installed build
 @pytest.fixture(scope="module")
 def runtime():
@@ -129,6 +175,7 @@ def test_loader_picks_the_best_non_amx_variant_for_this_cpu(runtime):
     assert rt.reported_features(expected) <= set(runtime.features)
     assert rt.variant_from_features(runtime.features) == expected
     assert runtime.cpu_description and "CPU" in runtime.backends and runtime.repack_default in (True, False)
+    assert runtime.plain_batch_rows == 32  # the project's build carries the plain-for-batches patch
 
 
 @pytest.mark.bundled
@@ -153,6 +200,48 @@ def test_repack_switch_reaches_the_model_params(runtime, small_gguf, monkeypatch
     import llama_cpp
 
     assert llama_cpp.llama_model_default_params().use_extra_bufts is True
+
+
+@pytest.mark.bundled
+def test_repacked_q4k_runs_prompt_batches_on_the_plain_copy(runtime, small_gguf, monkeypatch):
+    """plain-for-batches (packaging/ggml_patches.py): with repacking on, a batch of >= 32 tokens gets
+    the plain path's logits bit for bit, a short one the repacked kernels'; the Q4_K weights are held
+    twice, and GGML_CPU_REPACK_PLAIN_MIN_ROWS=0 gives upstream ggml (one copy)."""
+    import os
+    import subprocess
+
+    import numpy as np
+
+    if "AVX2" not in runtime.features:
+        pytest.skip("ggml repacks Q4_K on AVX2 and up only")
+    monkeypatch.delenv("TSX_NO_REPACK", raising=False)
+    monkeypatch.delenv("GGML_CPU_REPACK_PLAIN_MIN_ROWS", raising=False)
+    kwargs = {"n_ctx": 256, "n_threads": 2, "verbose": False, "logits_all": True}
+    on, off = rt.open_llama(small_gguf, repack=True, **kwargs), rt.open_llama(small_gguf, repack=False, **kwargs)
+    try:
+        ids = on.tokenize("患者男性，62岁，因突发胸痛3小时入院。既往高血压病史10年，规律服用氨氯地平，"
+                          "否认糖尿病史。查体：血压150/90 mmHg，双肺呼吸音清。".encode(), add_bos=False)
+        assert len(ids) >= 40
+
+        def logits(llm, n: int) -> np.ndarray:
+            llm.reset()
+            llm.eval(ids[:n])
+            return np.array(llm.scores[:n])
+
+        assert np.array_equal(logits(on, 40), logits(off, 40))  # a prompt batch: the plain kernels
+        assert not np.array_equal(logits(on, 8), logits(off, 8))  # a short batch: the repacked ones
+        doubled = on.tsx_buffers["CPU_REPACK"]
+    finally:
+        on.close()
+        off.close()
+    probe = ("import sys; from runtime import llamacpp as rt; rt.ensure_backends(); "
+             "llm = rt.open_llama(sys.argv[1], repack=True, n_ctx=64, n_threads=1, verbose=False); "
+             "print(llm.tsx_buffers.get('CPU_REPACK', 0))")
+    upstream = subprocess.run([sys.executable, "-c", probe, str(small_gguf)], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "GGML_CPU_REPACK_PLAIN_MIN_ROWS": "0"}, timeout=120)
+    assert upstream.returncode == 0, upstream.stderr[-2000:]
+    single = float(upstream.stdout.split()[-1])
+    assert single > 0 and doubled == pytest.approx(2 * single, rel=0.02)
 
 
 @pytest.mark.bundled
