@@ -10,7 +10,7 @@ to copy them out (both from the bundled ``libggml-base``, see
 :func:`runtime.llamacpp.ggml_tensor_api`).
 
 :class:`AttentionCapture` opens a model the way the app does (:func:`runtime.adapters.open_llama_with_adapters`:
-portable CPU backend, the same weight-repacking setting, the same runtime LoRA stack), creates a
+portable CPU backend, the same runtime LoRA stack; without weight repacking, see below), creates a
 second llama.cpp context on those weights for capturing (flash attention off, the callback set)
 and runs one forward pass over ``prompt + translation`` per request. The adapter stack is a
 per-context setting in llama.cpp, so "the base model" is the same context with the stack switched
@@ -242,12 +242,15 @@ class AttentionCapture:
 
     ``model``: a GGUF, a bundled model name or a tuned-model spec (file or name), resolved as the app
     resolves it (:func:`medcore.modelspec.resolve`). ``adapters``: more GGUF LoRA files after the
-    spec's. ``repack``: llama.cpp's weight repacking, as for translation (``None``: on unless
+    spec's. ``repack``: llama.cpp's weight repacking, off by default: a capture is one prompt-sized
+    batch, which the project's llama.cpp computes with the plain kernels even on repacked weights
+    (the ggml patch ``plain-for-batches``, packaging/ggml_patches.py), so repacking would cost memory
+    and load time for nothing (1.5B: 1.2 GB and ~1.4 s). ``None``: as for translation (on unless
     ``$TSX_NO_REPACK``). Not thread-safe: one thread uses it (the engine above locks).
     """
 
     def __init__(self, model: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (), *,
-                 repack: bool | None = None, n_threads: int | None = None, n_ctx: int = 2048,
+                 repack: bool | None = False, n_threads: int | None = None, n_ctx: int = 2048,
                  n_ubatch: int = 512, max_bytes: int | None = None, base_only: bool = False,
                  hasher: Callable[[Path], str] | None = None):
         self.model = str(model)

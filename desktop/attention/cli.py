@@ -30,8 +30,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="auto", choices=["auto", "llama", "transformers"],
                    help="llama: attention captured from llama.cpp on the app's weights (default for GGUF/spec models); "
                         "transformers: the reference engine (needs torch; default for HF directories and PEFT adapters)")
-    p.add_argument("--no-repack", action="store_true",
-                   help="llama engine: load without weight repacking (also: TSX_NO_REPACK=1)")
+    p.add_argument("--repack", action="store_true",
+                   help="llama engine: load with weight repacking, as translation does (more memory, no faster: "
+                        "a capture is one prompt-sized batch)")
     p.add_argument("--base-model", default=None,
                    help="for --compare-base with a model that has no adapters: the base to compare with")
     p.add_argument("--hf-dir", default=None, help="merged HF directory with the same weights as --model")
@@ -116,7 +117,7 @@ def make_engine(args: argparse.Namespace):
 
             model = str(resolve(args.model).source)  # a spec keeps its adapters; None: the app's default
             return LlamaAttentionEngine(model, adapters=args.adapters, base_model=args.base_model,
-                                        repack=False if args.no_repack else None)
+                                        repack=None if args.repack else False)
         from desktop.attention.engine import TransformersAttentionEngine
 
         # The reference engine runs PEFT adapters, not a spec's GGUF LoRAs: a spec gives it its base.

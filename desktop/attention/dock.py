@@ -63,14 +63,13 @@ class AttentionDock(QWidget):
         self.setObjectName("AttentionDock")
         self._adapters = [str(a) for a in adapters]
         self._base_model = base_model
-        self._repack: bool | None = None
         # The app's engine: attention captured from llama.cpp on the weights that translate (no torch).
         # One llama.cpp thread by default: measured on this project's 2-core machine busy with other work
         # (load ~7), one capture of an 85-token pair took 1.7 s (0.5B) / 3.5 s (1.5B) with 1 thread and
         # 3.8-6.2 s / 5.3-8.5 s with 2 (ggml's threads wait for each other at every captured layer).
         self._engine_factory = engine_factory or (
             lambda model, adapters, base: LlamaAttentionEngine(model, adapters=adapters, base_model=base,
-                                                               threads=threads, repack=self._repack))
+                                                               threads=threads))
         self._engine: AttentionEngine | None = None
         self._engine_key: tuple | None = None
         self._work_dir = Path(tempfile.mkdtemp(prefix="tsx-attention-"))
@@ -137,12 +136,6 @@ class AttentionDock(QWidget):
         self._adapters = [str(a) for a in adapters]
         self._engine_key = None
 
-    def set_repack(self, repack: bool | None) -> None:
-        """llama.cpp's weight repacking for the attention model: the translation's setting (None: default)."""
-        if repack != self._repack:
-            self._repack = repack
-            self._engine_key = None
-
     def set_base_model(self, base_model: str | None) -> None:
         """Base model to compare with when the model has no adapters (e.g. a merged export)."""
         self._base_model = base_model
@@ -154,7 +147,7 @@ class AttentionDock(QWidget):
         self._engine_key = ("fixed",)
 
     def engine_for(self, model_path: str) -> AttentionEngine:
-        key = (str(model_path), tuple(self._adapters), self._base_model, self._repack)
+        key = (str(model_path), tuple(self._adapters), self._base_model)
         if self._engine_key == ("fixed",) and self._engine is not None:
             return self._engine
         if self._engine is None or self._engine_key != key:

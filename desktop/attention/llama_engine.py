@@ -3,8 +3,8 @@
 :class:`LlamaAttentionEngine` gives the views the same :class:`~desktop.attention.engine.AttentionResult`
 as the transformers reference engine (same cutting to source + translation, renormalising, token
 merging; :func:`~desktop.attention.engine.assemble` does both), but its numbers come from llama.cpp's
-own forward pass (:mod:`runtime.attention_capture`): the quantised GGUF the app translates with, the
-same weight-repacking setting, the tuned model's runtime LoRA stack. "Compare with base model" is the
+own forward pass (:mod:`runtime.attention_capture`): the quantised GGUF the app translates with (its
+plain kernels, as for every prompt-sized batch), the tuned model's runtime LoRA stack. "Compare with base model" is the
 same pass with the adapter stack switched off. No torch anywhere on this path.
 
 Differences from the transformers engine, all measured against it in
@@ -31,14 +31,14 @@ class LlamaAttentionEngine:
     """Attention from llama.cpp (eval callback, flash attention off), cached per pair.
 
     ``model``: a GGUF, bundled model name or tuned-model spec (its GGUF LoRA stack is applied, as when
-    translating). ``adapters``: extra GGUF LoRA files. ``repack``: weight repacking as for translation.
+    translating). ``adapters``: extra GGUF LoRA files. ``repack``: weight repacking (off by default; see :class:`runtime.attention_capture.AttentionCapture`).
     ``max_mb``: memory cap for one pair's attention (default ``$TSX_ATTENTION_MAX_MB`` or 192 MiB).
     ``base_model``: for a model without adapters (a merged export), another model to compare with
     (opened on first use); with adapters, the base is the same weights with the stack switched off.
     """
 
     def __init__(self, model: str | os.PathLike[str], adapters: Sequence[str | os.PathLike[str]] = (), *,
-                 repack: bool | None = None, threads: int | None = None, n_ctx: int = 2048,
+                 repack: bool | None = False, threads: int | None = None, n_ctx: int = 2048,
                  max_mb: float | None = None, cache_size: int = 16,
                  base_model: str | os.PathLike[str] | None = None):
         from runtime.attention_capture import AttentionCapture

@@ -83,8 +83,7 @@ def main(argv: list[str]) -> int:
     if "translation" in state:
         from desktop.attention.llama_engine import LlamaAttentionEngine
 
-        attention = LlamaAttentionEngine(args.attention_model or state["model_source"], repack=not args.no_repack,
-                                         n_ctx=args.ctx)
+        attention = LlamaAttentionEngine(args.attention_model or state["model_source"], n_ctx=args.ctx)
 
         def attention_engine() -> dict[str, Any]:
             detail, span = check_attention(attention, source, state["translation"], args.direction)
