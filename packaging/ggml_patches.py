@@ -15,7 +15,8 @@ batch; not decoding, not side-by-side decoding of fewer than 32 sentences) runs 
 kernels on them. The result for such batches is the plain path's, bit for bit; decoding keeps the
 repacked kernels. The price is memory: the 1.5B's Q4_K weights are held twice (+597 MiB; the 0.5B,
 +28 MiB). ``GGML_CPU_REPACK_PLAIN_MIN_ROWS`` sets the threshold; ``0`` restores upstream behaviour
-(no copy, no extra memory).
+(no copy, no extra memory). x86 only: on ARM, upstream's repacked Q4_K GEMM (i8mm) is the faster one
+on prompts (llama.cpp #16739), so the patch compiles to nothing there.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ static int64_t tsx_plain_min_rows() {
 }
 
 static bool tsx_keeps_plain(const struct ggml_tensor * t) {
+#if defined(__x86_64__) || defined(_M_X64)
     return tsx_plain_min_rows() > 0 && t->type == GGML_TYPE_Q4_K && ggml_n_dims(t) == 2;
+#else
+    GGML_UNUSED(t);
+    return false;  // measured on x86 only; on ARM upstream's repacked Q4_K GEMM is the faster one
+#endif
 }
 '''),
     ('''    void forward_mul_mat(ggml_compute_params * params, ggml_tensor * op) {
