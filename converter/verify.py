@@ -403,14 +403,16 @@ def verify_runtime(gguf: str | os.PathLike[str], loras: list[str | os.PathLike[s
     stack = as_adapters(loras)
     if not stack:
         raise ConvertError("no runtime adapters given (--lora)")
-    if peft is None:
+    if peft is None:  # found by their recorded sha256: checked already
         peft = [find_peft_source(a) for a in stack]
-    if len(peft) != len(stack):
-        raise ConvertError(f"{len(stack)} GGUF LoRA(s) but {len(peft)} PEFT adapter(s): give one per stage, same order")
-    for lora, directory in zip(stack, peft, strict=True):
-        want = lora.meta.get("peft_sha256")
-        if want and adapter_fingerprint(directory) != want:
-            raise ConvertError(f"{lora.path.name} was not made from {directory} (PEFT sha256 differs)")
+    else:
+        if len(peft) != len(stack):
+            raise ConvertError(f"{len(stack)} GGUF LoRA(s) but {len(peft)} PEFT adapter(s): give one per stage, "
+                               "same order")
+        for lora, directory in zip(stack, peft, strict=True):
+            want = lora.meta.get("peft_sha256")
+            if want and adapter_fingerprint(directory) != want:
+                raise ConvertError(f"{lora.path.name} was not made from {directory} (PEFT sha256 differs)")
     hf_dir = Path(hf) if hf else hf_dir_for(gguf)
     reference = build_reference(hf_dir, hf_dir if use_base else None, load_probes(probes_file), max_new_tokens,
                                 adapters=[str(p) for p in peft])

@@ -153,10 +153,13 @@ def inspect_bundle(bundle: Path) -> dict:
                       if (v := spec_common.variant_of_file(p.name)))
     problems += [f"llama.cpp CPU variant {v} (AMX, crashes) is in the bundle"
                  for v in variants if v in spec_common.EXCLUDED_VARIANTS]
-    # the project's ggml patch (packaging/ggml_patches.py) is in every variant: a wheel from elsewhere is not
+    # the project's ggml patch (packaging/ggml_patches.py) is in every variant: a wheel from elsewhere is not.
+    # Detected as the app detects it at run time.
+    from runtime.llamacpp import plain_batch_rows
+
     problems += [f"llama.cpp CPU variant {p.name} lacks the plain-for-batches patch (not the project's build)"
                  for p in sorted((internal / "llama_cpp" / "lib").glob("*ggml-cpu-*"))
-                 if spec_common.variant_of_file(p.name) and b"GGML_CPU_REPACK_PLAIN_MIN_ROWS" not in p.read_bytes()]
+                 if spec_common.variant_of_file(p.name) and plain_batch_rows(p, {}) is None]
     elves = elf_files(bundle)
     # Resolve bundled libraries the way the running app does (bootloader + RUNPATHs): any folder
     # of the bundle that holds a shared library is searched.
