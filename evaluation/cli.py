@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("b", help="the system under test's run folder (e.g. the tuned model)")
     c.add_argument("--bootstrap", type=int, default=1000, help="paired-bootstrap resamples")
     c.add_argument("--json", help="also write the numbers here")
+    c.add_argument("--examples", type=int, default=0, metavar="N",
+                   help="also show N sentences per direction that the two translate differently (seeded draw)")
 
     a = sub.add_parser("ablation", help="base | +stage1 | +stage1+2 on one test set: table + chart")
     a.add_argument("--base", required=True, help="base model (transformers: GGUF/HF dir; llama.cpp: base GGUF)")
@@ -259,7 +261,7 @@ def cmd_compare(args: argparse.Namespace) -> dict:
     from evaluation.compare import compare_runs, table_markdown
     from medcore.atomic import write_json
 
-    result = compare_runs(args.a, args.b, args.bootstrap)
+    result = compare_runs(args.a, args.b, args.bootstrap, args.examples)
     print(table_markdown(result))
     if args.json:
         write_json(Path(args.json), result)

@@ -6,6 +6,10 @@ bootstrap p-value, and term accuracy (exact match on term pairs; glossary terms 
 in sentences) with a paired bootstrap over records. This is the table behind "does the tuned model
 beat the 1.5B base" (issue 11): a model can win on term pairs and lose on sentences, and an overall
 BLEU over both hides that.
+
+``--examples N`` adds N segments per direction to read side by side: a seeded draw among the
+sentences the two systems translate differently (not the ones that flatter either side), each with
+its sentence-level chrF against the reference.
 """
 
 from __future__ import annotations
@@ -91,12 +95,41 @@ def compare_rows(a_rows: list[dict], b_rows: list[dict], n_samples: int = 1000) 
     return out
 
 
-def compare_runs(a_dir: str | Path, b_dir: str | Path, n_samples: int = 1000) -> dict:
+def differing_examples(a_rows: Sequence[dict], b_rows: Sequence[dict], per_direction: int, seed: int = 12345,
+                       kind: str = "sentence") -> list[dict]:
+    """A seeded draw of ``per_direction`` records of ``kind`` per direction whose two outputs differ.
+
+    Each example carries source, reference, both hypotheses and their sentence-level chrF. Drawn
+    uniformly among the differing records, so the sample shows what changed, good and bad alike.
+    """
+    from sacrebleu.metrics import CHRF
+
+    chrf = CHRF()
+    by_id = {r["id"]: r for r in b_rows}
+    out = []
+    for direction in sorted({r["direction"] for r in a_rows if r["kind"] == kind}):
+        differ = [(ra, by_id[ra["id"]]) for ra in a_rows
+                  if ra["kind"] == kind and ra["direction"] == direction and ra["id"] in by_id
+                  and ra["hypothesis"].strip() != by_id[ra["id"]]["hypothesis"].strip()]
+        rng = random.Random(f"{seed}:{direction}")
+        for ra, rb in sorted(rng.sample(differ, min(per_direction, len(differ))), key=lambda p: p[0]["id"]):
+            ref = reference(ra)
+            out.append({"id": ra["id"], "direction": direction, "source": ra["source"], "reference": ref,
+                        "a": ra["hypothesis"], "b": rb["hypothesis"],
+                        "chrf_a": chrf.sentence_score(ra["hypothesis"], [ref]).score,
+                        "chrf_b": chrf.sentence_score(rb["hypothesis"], [ref]).score})
+    return out
+
+
+def compare_runs(a_dir: str | Path, b_dir: str | Path, n_samples: int = 1000, examples: int = 0) -> dict:
     a_dir, b_dir = Path(a_dir), Path(b_dir)
     names = [json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("system") or d.name for d in (a_dir, b_dir)]
-    rows = compare_rows(read_hypotheses(a_dir / "hypotheses.jsonl"), read_hypotheses(b_dir / "hypotheses.jsonl"),
-                        n_samples)
-    return {"a": names[0], "b": names[1], "groups": rows, "bootstrap_samples": n_samples}
+    a_rows, b_rows = read_hypotheses(a_dir / "hypotheses.jsonl"), read_hypotheses(b_dir / "hypotheses.jsonl")
+    result = {"a": names[0], "b": names[1], "groups": compare_rows(a_rows, b_rows, n_samples),
+              "bootstrap_samples": n_samples}
+    if examples:
+        result["examples"] = differing_examples(a_rows, b_rows, examples)
+    return result
 
 
 def table_markdown(result: dict) -> str:
@@ -113,4 +146,11 @@ def table_markdown(result: dict) -> str:
         t = g["terms"]
         terms = "–" if t is None else f"{100 * t['a']:.1f} → **{100 * t['b']:.1f}** ({t['p_value']:.3f}, {t['n']})"
         lines.append(f"| {g['direction']} | {g['kind']} | {g['n']} | {trio(g['bleu'])} | {trio(g['chrf'])} | {terms} |")
+    if result.get("examples"):
+        lines += ["", "Sentences the two translate differently (a seeded draw; chrF per sentence):", ""]
+        for ex in result["examples"]:
+            lines += [f"- **{ex['id']}** ({ex['direction']})", f"  - source: {ex['source']}",
+                      f"  - reference: {ex['reference']}",
+                      f"  - {a} (chrF {ex['chrf_a']:.1f}): {ex['a']}",
+                      f"  - {b} (chrF {ex['chrf_b']:.1f}): {ex['b']}"]
     return "\n".join(lines) + "\n"

@@ -56,3 +56,28 @@ def test_runs_of_different_records_are_refused_by_the_cli(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "b"), str(tmp_path / "a"), "--json", str(tmp_path / "c.json")]) == 0
     assert "| zh-en | sentence | 2 |" in capsys.readouterr().out
     assert json.loads((tmp_path / "c.json").read_text())["a"] == "b"
+
+
+def test_examples_are_a_seeded_draw_among_differing_sentences(tmp_path, capsys):
+    from evaluation.compare import differing_examples
+
+    n = 12
+    a = _rows([f"The patient has a fever number {i}." for i in range(n)], [True] * n)
+    # B changes only the even sentences; odd ones are the same text (up to surrounding spaces)
+    b = _rows([f"Someone is hot {i}." if i % 2 == 0 else f" The patient has a fever number {i}. " for i in range(n)],
+              [True] * n)
+    drawn = differing_examples(a, b, per_direction=3)
+    assert len(drawn) == 3 and {ex["direction"] for ex in drawn} == {"zh-en"}  # sentences only, one direction
+    assert all(int(ex["id"][1:]) % 2 == 0 for ex in drawn)
+    assert all(ex["chrf_a"] == 100.0 and ex["chrf_b"] < 50 for ex in drawn)
+    assert differing_examples(a, b, per_direction=3) == drawn  # reproducible
+    assert len(differing_examples(a, b, per_direction=50)) == n // 2  # never more than differ
+    assert differing_examples(a, a, per_direction=3) == []
+
+    for name, rows in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"system": name}))
+        (tmp_path / name / "hypotheses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--examples", "2", "--bootstrap", "50"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  - source: ") == 2 and "  - b (chrF " in out and "(chrF 100.0): The patient" in out
