@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_attention_parser = None
     if add_attention_parser is not None:
         add_attention_parser(sub)
+    parser.set_defaults(commands=tuple(sub.choices))  # what route_documents_to_gui must not take for a file
     return parser
 
 
@@ -219,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return int(self_test(argv[1:]))
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # argparse keeps no public accessor
-    args = parser.parse_args(route_documents_to_gui(argv, list(commands)))
+    args = parser.parse_args(route_documents_to_gui(argv, list(parser.get_default("commands"))))
     func = getattr(args, "func", None)
     if func is None:
         return cmd_gui(args)
