@@ -38,6 +38,33 @@ def test_json_output_with_term_report_and_provenance(tiny_gguf, term_files, caps
     assert payload["stats"]["generated_tokens"] > 0
 
 
+
+def test_the_shipped_default_translates_and_names_its_adapters(app_gguf, capsys):
+    """The default model as users get it (resources/models/default.yaml, the real bundled base plus any
+    committed stage adapters, applied by llama.cpp at run time): it translates a clinical sentence, and the
+    provenance names the base hash, each adapter's hash and the training data; --base-only drops the adapters."""
+    from medcore.modelspec import resolve
+
+    default = resolve(None)
+    assert default.base == app_gguf
+    sentence = "患者发热三天，伴咳嗽。"
+    assert main(["translate", "--json", "--threads", "2", "-d", "zh-en", sentence]) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    prov = tuned["provenance"]
+    assert prov["base_sha256"] == sha256_file(app_gguf) and prov["base_only"] is False
+    assert [a["sha256"] for a in prov["adapters"]] == default.adapter_sha256
+    if default.spec is not None:
+        assert prov["tuned_model"] == default.spec.name and len(prov["adapters"]) == 2
+        assert prov["data_manifest_sha256"] == default.spec.provenance["data_manifest_sha256"]
+        assert all(a["peft_sha256"] for a in prov["adapters"])
+    text = tuned["translation"].lower()
+    assert "fever" in text and "cough" in text and tuned["complete"]
+
+    assert main(["translate", "--json", "--threads", "2", "-d", "zh-en", "--base-only", sentence]) == 0
+    base = json.loads(capsys.readouterr().out)["provenance"]
+    assert base["adapters"] == [] and base["base_sha256"] == prov["base_sha256"]
+    assert base["base_only"] is (default.spec is not None)
+
 def test_reads_gb18030_file_and_stdin(tiny_gguf, tmp_path, capsys, monkeypatch):
     src = tmp_path / "note.txt"
     src.write_bytes("患者发热。".encode("gb18030"))

@@ -167,8 +167,12 @@ def test_per_model_settings_persist(app_settings, tiny_gguf, small_gguf):
     assert "qwen2.5-coder-0.5b" in labels and tiny_gguf.name in labels
 
 
-def test_first_run_preselects_the_bundled_app_model(app_settings, app_gguf):
-    assert app_settings.current_model() == str(app_gguf)
+def test_first_run_preselects_the_default_model(app_settings, app_gguf):
+    from medcore.modelspec import resolve
+
+    default = resolve(None)  # resources/models/default.yaml: the bundled 1.5B, or a tuned spec on it
+    assert default.base == app_gguf
+    assert app_settings.current_model() == str(default.spec.path if default.spec else app_gguf)
 
 
 def test_ui_follows_chinese_locale(qtbot, app_settings, tiny_gguf):
