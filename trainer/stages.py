@@ -49,11 +49,29 @@ log = logging.getLogger(__name__)
 # A run whose updates are skipped this many times in a row (non-finite loss or gradient) has diverged.
 MAX_BAD_STEPS_IN_ROW = 8
 # Config fields that may change between a run and its resumption (they do not change the math).
-RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir", "device"}
+RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir", "device",
+                     # how a step's batch is cut into forward passes (memory), not what the step learns: the
+                     # loss is normalised by the whole step's answer tokens, and the position is re-counted
+                     "micro_batch_size", "gradient_checkpointing"}
 # Config fields added after checkpoints had been written, with the value each was introduced with: a
 # checkpoint that does not record one counts as having that value. (Not defaults: those are in the
 # stage YAML files.)
 ADDED_FIELDS = {"fast_loss": True, "group_by_length": True, "term_block_share": 0.0}
+
+
+
+def recount_position(micro_done: int, old_micro: int, new_micro: int, world: int = 1) -> int:
+    """The position in the epoch, in micro-batches of ``new_micro``, of a checkpoint counted in ``old_micro``.
+
+    A checkpoint sits at an optimizer-step boundary, so the examples done are a whole number of batches
+    and any micro-batch size that divides the batch finds the same next example: a run that ran out of
+    memory resumes with smaller forward passes and takes exactly the steps it would have taken.
+    """
+    examples = micro_done * old_micro * world
+    if examples % (new_micro * world):
+        raise ValueError(f"cannot resume with micro_batch_size {new_micro}: the checkpoint is {examples} examples into "
+                         f"the epoch, not a multiple of {new_micro * world}")
+    return examples // (new_micro * world)
 
 
 class StopRequest:
@@ -384,6 +402,8 @@ class StageRun:
             state.update({k: resumed[k] for k in ("global_step", "epoch", "micro_done", "best_val_loss",
                                                   "best_step", "history") if k in resumed})
             state["skipped_steps"] = resumed.get("skipped_steps", 0)
+            state["micro_done"] = recount_position(state["micro_done"], resumed["config"]["micro_batch_size"],
+                                                   cfg.micro_batch_size, world)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / "config.json", cfg.to_dict())

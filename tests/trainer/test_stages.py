@@ -127,7 +127,8 @@ def test_stage2_term_block_prompts_for_a_share_of_examples(tiny_qwen2_dir, small
 
 
 def test_resume_continues_instead_of_restarting(tiny_qwen2_dir, small_prepared, tmp_path, monkeypatch):
-    """Killed right after the step-2 checkpoint, resumed: the same adapter as an uninterrupted run."""
+    """Killed right after the step-2 checkpoint, resumed with smaller forward passes (what a run killed for
+    memory does): the same adapter as an uninterrupted run."""
     from trainer.stages import StageRun
 
     whole = run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "whole",
@@ -148,17 +149,23 @@ def test_resume_continues_instead_of_restarting(tiny_qwen2_dir, small_prepared, 
     assert state["global_step"] == 2
     with pytest.raises(FileExistsError, match="--resume"):
         run_stage(config, show_progress=False)
-    resumed = run_stage(config, resume=True, show_progress=False)
+    smaller = stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "cut", "max_steps=4", "eval_every=1",
+                           "micro_batch_size=2")
+    resumed = run_stage(smaller, resume=True, show_progress=False)
     assert resumed["steps"] == 4
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["micro_batch_size"] == 2
     history = json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"]
     train_steps = [h["step"] for h in history if h.get("train_loss") is not None]
     assert train_steps == [1, 2, 3, 4]
     a = load_file(tmp_path / "whole" / "checkpoints" / "last" / "adapter.safetensors")
     b = load_file(tmp_path / "cut" / "checkpoints" / "last" / "adapter.safetensors")
     assert a.keys() == b.keys()
+    # The same steps over the same examples; other forward-pass sizes only change the order of float sums
+    # (bf16 on AMX CPUs), which Adam's per-element normalisation lifts to ~1e-4 of the weights' norm.
     for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
-    assert resumed["best_val_loss"] == pytest.approx(whole["best_val_loss"], rel=1e-4)
+        drift = float((a[key].float() - b[key].float()).norm() / a[key].float().norm().clamp(min=1e-12))
+        assert drift < 2e-3, (key, drift)
+    assert resumed["best_val_loss"] == pytest.approx(whole["best_val_loss"], rel=1e-3)
 
 
 def test_sigterm_checkpoints_the_current_step_and_resume_matches(tiny_qwen2_dir, small_prepared, tmp_path,
@@ -194,6 +201,15 @@ def test_sigterm_checkpoints_the_current_step_and_resume_matches(tiny_qwen2_dir,
     b = load_file(tmp_path / "cut" / "checkpoints" / "last" / "adapter.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_position_is_recounted_in_the_new_micro_batches():
+    from trainer.stages import recount_position
+
+    assert recount_position(200, 8, 4) == 400 and recount_position(200, 8, 16) == 100
+    assert recount_position(6, 4, 2, world=2) == 12
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        recount_position(3, 8, 16)
 
 
 def test_resume_refuses_changed_config(tiny_qwen2_dir, small_prepared, tmp_path):
