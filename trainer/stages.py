@@ -59,7 +59,6 @@ RESUMABLE_CHANGES = {"max_steps", "epochs", "eval_every", "log_every", "out_dir"
 ADDED_FIELDS = {"fast_loss": True, "group_by_length": True, "term_block_share": 0.0}
 
 
-
 def recount_position(micro_done: int, old_micro: int, new_micro: int, world: int = 1) -> int:
     """The position in the epoch, in micro-batches of ``new_micro``, of a checkpoint counted in ``old_micro``.
 
