@@ -6,7 +6,6 @@ the same way, name the hashes in the provenance, and translate with the base alo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -333,7 +332,7 @@ def test_default_model_is_one_line_of_data(tuned, tmp_path, monkeypatch):
     """The shipped default is the 1.5B base or a committed tuned spec whose adapters are in the repo on a bundled
     base (docs/converter.md: it must beat the 1.5B); pointing default.yaml at a spec makes every entry point use it."""
     from desktop.selftest import check_model
-    from medcore.models import BUNDLED, LARGE_MODEL
+    from medcore.models import BUNDLED, LARGE_MODEL, sha256_file
     from medcore.modelspec import default_model, find_spec, list_specs, resolve
     from medcore.resources import RESOURCES_DIR
 
@@ -346,8 +345,7 @@ def test_default_model_is_one_line_of_data(tuned, tmp_path, monkeypatch):
         assert spec.base in BUNDLED and spec.base_sha256 == BUNDLED[spec.base].sha256
         assert len(spec.adapters) == 2 and spec.provenance.get("data_manifest_sha256")
         for adapter in spec.adapters:
-            assert adapter.file.is_relative_to(RESOURCES_DIR) and adapter.sha256 == hashlib.sha256(
-                adapter.file.read_bytes()).hexdigest()
+            assert adapter.file.is_relative_to(RESOURCES_DIR) and adapter.sha256 == sha256_file(adapter.file)
 
     specs = tmp_path / "specs"
     specs.mkdir()

@@ -38,7 +38,6 @@ def test_json_output_with_term_report_and_provenance(tiny_gguf, term_files, caps
     assert payload["stats"]["generated_tokens"] > 0
 
 
-
 def test_the_shipped_default_translates_and_names_its_adapters(app_gguf, capsys):
     """The default model as users get it (resources/models/default.yaml, the real bundled base plus any
     committed stage adapters, applied by llama.cpp at run time): it translates a clinical sentence, and the
@@ -64,6 +63,7 @@ def test_the_shipped_default_translates_and_names_its_adapters(app_gguf, capsys)
     base = json.loads(capsys.readouterr().out)["provenance"]
     assert base["adapters"] == [] and base["base_sha256"] == prov["base_sha256"]
     assert base["base_only"] is (default.spec is not None)
+
 
 def test_reads_gb18030_file_and_stdin(tiny_gguf, tmp_path, capsys, monkeypatch):
     src = tmp_path / "note.txt"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -127,8 +128,9 @@ def test_stage2_term_block_prompts_for_a_share_of_examples(tiny_qwen2_dir, small
 
 
 def test_resume_continues_instead_of_restarting(tiny_qwen2_dir, small_prepared, tmp_path, monkeypatch):
-    """Killed right after the step-2 checkpoint, resumed with smaller forward passes (what a run killed for
-    memory does): the same adapter as an uninterrupted run."""
+    """Killed right after the step-2 checkpoint, resumed: the same adapter as an uninterrupted run. Resumed
+    with smaller forward passes instead (what a run killed for memory does): the same steps, so the same
+    adapter up to the order of float sums."""
     from trainer.stages import StageRun
 
     whole = run_stage(stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "whole",
@@ -149,21 +151,30 @@ def test_resume_continues_instead_of_restarting(tiny_qwen2_dir, small_prepared, 
     assert state["global_step"] == 2
     with pytest.raises(FileExistsError, match="--resume"):
         run_stage(config, show_progress=False)
-    smaller = stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "cut", "max_steps=4", "eval_every=1",
-                           "micro_batch_size=2")
-    resumed = run_stage(smaller, resume=True, show_progress=False)
+    shutil.copytree(tmp_path / "cut", tmp_path / "cut-smaller")  # the same step-2 checkpoint, resumed twice
+    resumed = run_stage(config, resume=True, show_progress=False)
     assert resumed["steps"] == 4
-    assert json.loads((tmp_path / "cut" / "config.json").read_text())["micro_batch_size"] == 2
     history = json.loads((tmp_path / "cut" / "metrics.json").read_text())["history"]
     train_steps = [h["step"] for h in history if h.get("train_loss") is not None]
     assert train_steps == [1, 2, 3, 4]
     a = load_file(tmp_path / "whole" / "checkpoints" / "last" / "adapter.safetensors")
     b = load_file(tmp_path / "cut" / "checkpoints" / "last" / "adapter.safetensors")
     assert a.keys() == b.keys()
-    # The same steps over the same examples; other forward-pass sizes only change the order of float sums
-    # (bf16 on AMX CPUs), which Adam's per-element normalisation lifts to ~1e-4 of the weights' norm.
     for key in a:
-        drift = float((a[key].float() - b[key].float()).norm() / a[key].float().norm().clamp(min=1e-12))
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    assert resumed["best_val_loss"] == pytest.approx(whole["best_val_loss"], rel=1e-4)
+
+    smaller = stage_config("stage1", tiny_qwen2_dir, small_prepared, tmp_path / "cut-smaller", "max_steps=4",
+                           "eval_every=1", "micro_batch_size=2")
+    resumed = run_stage(smaller, resume=True, show_progress=False)
+    assert resumed["steps"] == 4
+    assert json.loads((tmp_path / "cut-smaller" / "config.json").read_text())["micro_batch_size"] == 2
+    c = load_file(tmp_path / "cut-smaller" / "checkpoints" / "last" / "adapter.safetensors")
+    assert a.keys() == c.keys()
+    # Other forward-pass sizes only change the order of float sums (bf16 on AMX CPUs), which Adam's
+    # per-element normalisation lifts to ~3e-4 of a weight's norm; the wrong position in the epoch, 3e-2.
+    for key in a:
+        drift = float((a[key].float() - c[key].float()).norm() / a[key].float().norm().clamp(min=1e-12))
         assert drift < 2e-3, (key, drift)
     assert resumed["best_val_loss"] == pytest.approx(whole["best_val_loss"], rel=1e-3)
 
@@ -228,8 +239,6 @@ def test_resume_refuses_changed_config(tiny_qwen2_dir, small_prepared, tmp_path)
 
 
 def test_adapter_from_another_base_is_refused(stage1_run, tiny_qwen2_dir, small_prepared, tmp_path):
-    import shutil
-
     from medcore.models import ModelError
 
     other = tmp_path / "other_base"
