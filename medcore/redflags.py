@@ -87,6 +87,15 @@ _EN_WORD_VALUES = {
     "noon": 12, "midnight": 12, "percent": 100,
 }
 _EN_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
+# Roman numerals in clinical classifications (type II diabetes, stage IV, Ⅲ度, II型): "2型糖尿病" ->
+# "type II diabetes mellitus" is the glossary's own rendering. Letters count only after a
+# classification word (English) or before 型/级/期/度/类/相 (Chinese), so "IV" (intravenous) or the
+# pronoun "I" never answers a number; the Unicode numerals (Ⅰ–Ⅻ, ⅰ–ⅻ) are unambiguous anywhere.
+_ROMAN_EN = re.compile(r"(?i:\b(?:type|grade|stage|class|phase|degree|level|factor|category|tier|lead))[\s-]+"
+                       r"([IVX]{1,6}|[ivx]{1,6})(?![A-Za-z])")
+_ROMAN_ZH = re.compile(r"(?<![A-Za-z])([IVX]{1,6})(?=\s*[型级級期度类類相])")
+_ROMAN_UNICODE = re.compile(r"[\u2160-\u216B\u2170-\u217B]")
+_ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
 _EN_MONTH_NAME = re.compile(r"(?:(?<=\w )|(?<=-))(?:January|February|March|April|June|July|August|September|October|November|"
@@ -222,10 +231,38 @@ def digit_quantities(text: str, lang: str) -> list[Quantity]:
     return out
 
 
+def parse_roman_numeral(text: str) -> int | None:
+    """II -> 2, IV -> 4, XII -> 12; None unless ``text`` is a well-formed numeral (IIII, VX are not)."""
+    total = 0
+    for ch, nxt in zip(text, [*text[1:], ""], strict=True):
+        value = _ROMAN_VALUES[ch]
+        total += -value if nxt and _ROMAN_VALUES[nxt] > value else value
+    return total if total and _to_roman(total) == text else None
+
+
+def _to_roman(value: int) -> str:
+    out = ""
+    for number, letters in ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")):
+        while value >= number:
+            out, value = out + letters, value - number
+    return out
+
+
+def roman_values(text: str) -> set[float]:
+    """Roman numerals of clinical classifications (see ``_ROMAN_EN``), as values."""
+    values = {float(ord(ch) - (0x215F if ch <= "\u216B" else 0x216F)) for ch in _ROMAN_UNICODE.findall(text)}
+    for m in [*_ROMAN_EN.finditer(text), *_ROMAN_ZH.finditer(text)]:
+        v = parse_roman_numeral(m.group(1).upper())
+        if v is not None:
+            values.add(float(v))
+    return values
+
+
 def word_values(text: str, lang: str) -> set[float]:
     """Quantities written without digits: Chinese numerals and number words, English number words,
-    ordinals, months, frequencies. These may answer a digit on the other side, never demand one."""
-    values: set[float] = set()
+    ordinals, months, frequencies, classification Roman numerals. These may answer a digit on the
+    other side, never demand one."""
+    values: set[float] = roman_values(text)
     if lang == "zh":
         for m in _CN_NUMERAL.finditer(text):
             v = parse_chinese_numeral(m.group())

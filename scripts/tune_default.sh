@@ -84,15 +84,23 @@ if [ ! -f "resources/models/$NAME.yaml" ]; then
       --verify
 fi
 
-# The two systems that decide what ships come first: the tuned model (+stage1+2) and the 1.5B base it
-# must beat. The +stage1+2 run writes exactly where, and under the same run key as, the ablation's own
-# system, so the ablation then skips it (evaluation/resume.py).
+# The runs that decide what ships come first: the tuned model (+stage1+2), the same with the term block
+# the app sends it, and the 1.5B base it must beat. The +stage1+2 run writes exactly where, and under
+# the same run key as, the ablation's own system, so the ablation then skips it (evaluation/resume.py).
 STACK=(--model "$BASE" --adapters "$ADAPTERS/stage1.lora.gguf" "$ADAPTERS/stage2.lora.gguf")
 # Sentence term accuracy against the glossary the app ships (advisory everyday words not counted).
 COMMON=(--backend llamacpp --test prepared/combined_test.jsonl --glossary default "${LIMIT_ARGS[@]}" --no-progress --resume)
 if [ ! -f "$EVAL/ablation/stage1+2/metrics.json" ]; then
   echo "== the tuned model (+stage1+2, no term block): $(date -u +%FT%TZ)"
   "$BIN/tsx-eval" run "${STACK[@]}" --name +stage1+2 --out "$EVAL/ablation/stage1+2" "${COMMON[@]}"
+fi
+# What the app sends the tuned model with the default glossary: the term block (auto = on for a model
+# trained with it), on the sentences; compared with the same sentences of the +stage1+2 run above by
+# `python -m benchmarks.term_block_effect $EVAL/ablation/stage1+2 $EVAL/tuned-block`.
+if [ ! -f "$EVAL/tuned-block/metrics.json" ]; then
+  echo "== the tuned model with the term block, sentences: $(date -u +%FT%TZ)"
+  "$BIN/tsx-eval" run "${STACK[@]}" --name tuned+block --kinds sentence --term-block auto \
+      --out "$EVAL/tuned-block" "${COMMON[@]}"
 fi
 # (Tuning the 1.5B itself, the ablation's base is that model: no separate run.)
 if [ "$BASE" != "$RIVAL" ] && [ ! -f "$EVAL/base-1.5b/metrics.json" ]; then
@@ -103,14 +111,6 @@ if [ ! -f "$EVAL/ablation/ablation.json" ]; then
   echo "== ablation (llama.cpp, the app's runtime): $(date -u +%FT%TZ)"
   "$BIN/tsx-eval" ablation --base "$BASE" \
       --stage1 "$ADAPTERS/stage1.lora.gguf" --stage2 "$ADAPTERS/stage2.lora.gguf" --out "$EVAL/ablation" "${COMMON[@]}"
-fi
-# What the app sends the tuned model with the default glossary: the term block (auto = on for a model
-# trained with it), on the sentences; compared with the same sentences of the +stage1+2 run above by
-# `python -m benchmarks.term_block_effect $EVAL/ablation/stage1+2 $EVAL/tuned-block`.
-if [ ! -f "$EVAL/tuned-block/metrics.json" ]; then
-  echo "== the tuned model with the term block, sentences: $(date -u +%FT%TZ)"
-  "$BIN/tsx-eval" run "${STACK[@]}" --name tuned+block --kinds sentence --term-block auto \
-      --out "$EVAL/tuned-block" "${COMMON[@]}"
 fi
 echo "== done: $(date -u +%FT%TZ). Compare $EVAL/ablation/ablation.md with the 1.5B base ($EVAL/base-1.5b, or the ablation's base when BASE is the 1.5B);"
 echo "   if the tuned model wins, commit $ADAPTERS + resources/models/$NAME.yaml + the PEFT adapters"

@@ -135,37 +135,36 @@ def check_model(spec: str | None, verify_hash: bool = True) -> tuple[str, dict[s
         raise CheckFailed(str(exc), {"models_dir": str(models_dir()), "spec": spec}) from None
     detail: dict[str, Any] = {"path": str(path), "size": path.stat().st_size, "models_dir": str(models_dir()),
                               "model": spec, "source": str(resolved.source)}
+    if path.is_symlink():
+        detail["links_to"] = str(path.resolve())
     if resolved.spec is not None:
         detail["tuned_model"] = resolved.spec.name
         detail["adapters"] = [a.provenance() for a in adapters]
-        if adapters:  # the adapters' recorded base must be this file (hashes it; the bundled check reuses it)
-            t0 = time.perf_counter()
-            digest = sha256_file(path)
-            detail["hash_seconds"] = round(time.perf_counter() - t0, 2)
-            try:
-                check_stack(adapters, digest, path.name)
-            except ModelError as exc:
-                raise CheckFailed(str(exc), detail) from None
-            detail["sha256"] = digest
-    if path.is_symlink():
-        detail["links_to"] = str(path.resolve())
     model = bundled_entry(path)
-    if model is None:
-        detail.setdefault("sha256", "not checked: not one of the bundled models")
-        return "ok", detail
-    detail["bundled"] = model.name
-    if not verify_hash and "sha256" not in detail:
-        detail["sha256"] = "not checked (--no-hash)"
-        return "ok", detail
-    if "sha256" not in detail:
+    if model is not None:
+        detail["bundled"] = model.name
+    # Adapters need the base's hash (their recorded base must be this file); so does a bundled model's check.
+    if adapters or (model is not None and verify_hash):
         t0 = time.perf_counter()
         detail["sha256"] = sha256_file(path)
         detail["hash_seconds"] = round(time.perf_counter() - t0, 2)
-    digest = detail["sha256"]
-    if detail["size"] != model.size or digest != model.sha256:
+    digest = detail.get("sha256")
+    # A damaged bundled base is reported as that (reinstall), before the adapters' "another base" check.
+    if model is not None and digest is not None and (detail["size"] != model.size or digest != model.sha256):
         raise CheckFailed(
             f"{path} is damaged: size {detail['size']:,} / sha256 {digest[:16]}… but {model.name} is "
             f"{model.size:,} bytes / {model.sha256[:16]}…; reinstall the model package", detail)
+    if adapters:
+        try:
+            check_stack(adapters, digest, path.name)
+        except ModelError as exc:
+            raise CheckFailed(str(exc), detail) from None
+    if model is None:
+        detail.setdefault("sha256", "not checked: not one of the bundled models")
+        return "ok", detail
+    if digest is None:
+        detail["sha256"] = "not checked (--no-hash)"
+        return "ok", detail
     detail["verified"] = True
     return "ok", detail
 

@@ -187,6 +187,17 @@ def test_adapters_of_another_base_or_out_of_order_are_refused(tuned, tmp_path):
         open_llama_with_adapters(tuned.gguf, [foreign], n_ctx=64, verbose=False)
     with pytest.raises(ModelError, match="trained on another base model"):
         TranslationEngine().load(tuned.gguf, adapters=[foreign])
+    # The right base by name with other bytes (a damaged or replaced bundled file): the message says
+    # reinstall, not "another base".
+    from medcore.models import BUNDLED
+
+    bundled = BUNDLED["qwen2.5-coder-0.5b"]
+    (tmp_path / "b").mkdir()
+    renamed = tmp_path / "b" / bundled.filename
+    shutil.copy(tuned.gguf, renamed)
+    ours = _fake_sidecar(tuned.loras[0], tmp_path / "b", base_fingerprint=bundled.sha256, base_file=bundled.filename)
+    with pytest.raises(ModelError, match=rf"{bundled.filename} is damaged or was replaced.*tsx-models fetch {bundled.name}"):
+        TranslationEngine().load(renamed, adapters=[ours])
     with pytest.raises(AdapterError, match="training order"):
         open_llama_with_adapters(tuned.gguf, list(reversed(tuned.loras)), n_ctx=64, verbose=False)
     (tmp_path / "x").mkdir()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from medcore.redflags import check_pair, check_segments, digit_quantities, parse_chinese_numeral, word_values
+from medcore.redflags import (
+    check_pair,
+    check_segments,
+    digit_quantities,
+    parse_chinese_numeral,
+    parse_roman_numeral,
+    roman_values,
+    word_values,
+)
 
 
 def kinds(source: str, translation: str, direction: str = "zh-en") -> list[str]:
@@ -40,7 +48,22 @@ def test_numbers_and_units():
     assert kinds("1 月 19 日", "19 January") == [] and kinds("1 月 19 日", "19 February") == ["number", "number"]
 
 
+def test_classification_roman_numerals_answer_a_digit_and_nothing_else():
+    # The glossary renders 2型糖尿病 as "type II diabetes mellitus": that keeps the 2.
+    assert kinds("既往2型糖尿病。", "A history of type II diabetes mellitus.") == []
+    assert kinds("高血压3级，肺癌IV期。", "Grade III hypertension, stage IV lung cancer.") == []
+    assert kinds("Type 2 diabetes, grade 3.", "Ⅱ型糖尿病，Ⅲ级。", "en-zh") == []
+    assert kinds("Type 2 diabetes.", "II型糖尿病。", "en-zh") == []
+    # Letters outside a classification are not numbers: intravenous "IV" does not answer a lost dose.
+    assert kinds("给予 4 mg 静脉注射。", "Given by IV push.") == ["number"]
+    assert kinds("I had 2 episodes.", "我发作过。", "en-zh") == ["number"]
+    assert kinds("既往2型糖尿病。", "A history of type III diabetes mellitus.") == ["number"]
+
+
 def test_number_parsing():
+    assert [parse_roman_numeral(t) for t in ("II", "IV", "IX", "XII", "IIII", "VX", "IIV")] == [2, 4, 9, 12, None, None,
+                                                                                                None]
+    assert roman_values("type II, Stage IV, class iii, factor VIII, IV infusion, I think, Ⅱ型, ⅳ") == {2, 3, 4, 8}
     assert parse_chinese_numeral("二十五") == 25 and parse_chinese_numeral("一百零三") == 103
     assert parse_chinese_numeral("二〇二〇") == 2020 and parse_chinese_numeral("三万") == 30000
     assert [q.value for q in digit_quantities("１２５ mg，3.5万，1,200", "zh")] == [125, 35000, 1200]
