@@ -10,18 +10,32 @@ from medcore.atomic import atomic_path
 PANELS = [("bleu_zh-en", "BLEU zh→en", 1.0), ("bleu_en-zh", "BLEU en→zh", 1.0), ("chrf", "chrF", 1.0),
           ("term_exact_match", "Term EM %", 100.0), ("term_in_sentences", "Term acc. %\n(sentences)", 100.0),
           ("comet", "COMET ×100", 100.0)]
+# When the test set has both kinds: each kind on its own (pooled BLEU is mostly the many short term
+# pairs and hides what happens to sentences).
+KIND_PANELS = [("bleu_sentence_zh-en", "sentences\nBLEU zh→en", 1.0), ("bleu_sentence_en-zh", "sentences\nBLEU en→zh", 1.0),
+               ("chrf_sentence", "sentences\nchrF", 1.0), ("term_in_sentences", "sentences\nterm acc. %", 100.0),
+               ("bleu_term_zh-en", "term pairs\nBLEU zh→en", 1.0), ("bleu_term_en-zh", "term pairs\nBLEU en→zh", 1.0),
+               ("term_exact_match", "term pairs\nexact match %", 100.0), ("comet", "COMET ×100", 100.0)]
 COLOURS = ["#8c8c8c", "#4c72b0", "#dd8452", "#55a868", "#c44e52"]
 
 
+def chart_panels(rows: list[dict]) -> list[tuple[str, str, float]]:
+    """Per-kind panels when every row has sentences and term pairs, else the pooled ones; metrics nobody
+    has (e.g. COMET) are left out."""
+    by_kind = all(r.get(f"bleu_{kind}_{d}") is not None for r in rows for kind in ("sentence", "term")
+                  for d in ("zh-en", "en-zh"))
+    return [p for p in (KIND_PANELS if by_kind else PANELS) if any(r.get(p[0]) is not None for r in rows)]
+
+
 def plot_ablation(rows: list[dict], path: str | Path, title: str = "Ablation") -> Path:
-    """Grouped bar chart of the ablation table rows; metrics nobody has (e.g. COMET) are left out."""
+    """Grouped bar chart of the ablation table rows (panels: :func:`chart_panels`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [p for p in PANELS if any(r.get(p[0]) is not None for r in rows)]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(panels) + 2), 4.2), dpi=120)
+    panels = chart_panels(rows)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(panels) + 2), 4.4), dpi=120)
     width = 0.8 / max(1, len(rows))
     for index, row in enumerate(rows):
         xs = [k + (index - (len(rows) - 1) / 2) * width for k in range(len(panels))]

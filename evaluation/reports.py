@@ -7,6 +7,7 @@ import io
 from collections.abc import Sequence
 
 from medcore.prompt import DIRECTIONS
+from medcore.records import KINDS
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
@@ -30,6 +31,10 @@ def ablation_table(results: list[dict], significance: dict) -> list[dict]:
             sig = next((s for s in significance.get(direction, {}).get("vs_base", {}).get("systems", [])
                         if s["system"] == res["name"] and "identical" in s), None)
             row[f"p_bleu_{direction}_vs_base"] = sig["bleu"]["p_value"] if sig else None
+            for kind in KINDS:  # pooled BLEU is mostly term pairs; the chart shows each kind on its own
+                row[f"bleu_{kind}_{direction}"] = m["by_direction"].get(direction, {}).get(kind, {}).get("bleu")
+        for kind in KINDS:
+            row[f"chrf_{kind}"] = m.get("by_kind", {}).get(kind, {}).get("chrf")
         rows.append(row)
     return rows
 

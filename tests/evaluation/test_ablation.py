@@ -75,3 +75,17 @@ def test_ablation_transformers_tiny(tiny_qwen2_dir, tiny_stages, tmp_path):
         table = list(csv.DictReader(fh))
     assert [r["system"] for r in table] == ["base", "+stage1", "+stage1+2"]
     assert float(table[0]["bleu"]) == pytest.approx(summary["table"][0]["bleu"])
+    # Both kinds in both directions: each kind's own BLEU and chrF, as its system's breakdown has them,
+    # and the chart shows them instead of the pooled figures.
+    from evaluation.plots import chart_panels
+
+    metrics = json.loads((out / "stage1+2" / "metrics.json").read_text())
+    row = summary["table"][2]
+    assert row["bleu_sentence_en-zh"] == metrics["by_direction"]["en-zh"]["sentence"]["bleu"]
+    assert row["bleu_term_zh-en"] == metrics["by_direction"]["zh-en"]["term"]["bleu"]
+    assert row["chrf_sentence"] == metrics["by_kind"]["sentence"]["chrf"]
+    panels = [key for key, _, _ in chart_panels(summary["table"])]
+    assert panels[:2] == ["bleu_sentence_zh-en", "bleu_sentence_en-zh"] and "bleu_zh-en" not in panels
+    # One kind only (a sentences-only run): the pooled panels.
+    no_terms = [{**r, "bleu_term_zh-en": None, "bleu_term_en-zh": None} for r in summary["table"]]
+    assert [key for key, _, _ in chart_panels(no_terms)][:2] == ["bleu_zh-en", "bleu_en-zh"]
