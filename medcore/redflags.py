@@ -232,12 +232,15 @@ def digit_quantities(text: str, lang: str) -> list[Quantity]:
 
 
 def parse_roman_numeral(text: str) -> int | None:
-    """II -> 2, IV -> 4, XII -> 12; None unless ``text`` is a well-formed numeral (IIII, VX are not)."""
+    """II -> 2, IV -> 4, XII -> 12 (up to XXXIX); None unless ``text`` is a well-formed numeral (IIII, VX
+    and lower case are not)."""
+    if not text or any(ch not in _ROMAN_VALUES for ch in text):
+        return None
     total = 0
     for ch, nxt in zip(text, [*text[1:], ""], strict=True):
         value = _ROMAN_VALUES[ch]
         total += -value if nxt and _ROMAN_VALUES[nxt] > value else value
-    return total if total and _to_roman(total) == text else None
+    return total if 0 < total < 40 and _to_roman(total) == text else None
 
 
 def _to_roman(value: int) -> str:
