@@ -4,7 +4,7 @@ A tuned model (``resources/models/<name>.yaml``) is a bundled base plus GGUF LoR
 llama.cpp applies at run time. This loads it once through the app's engine and translates the same
 sentences with the adapters switched off (the base alone, as **Base model only** does) and on,
 interleaved (off, on, off, on, ...) so a busy machine slows both alike, and reports the medians and
-the ratio. Decode speed = (tokens - 1) / (time after the first token), as in ``bench_engine``.
+the ratio. Each run is ``bench_engine.app_run``: decode speed = (tokens - 1) / (time after the first token).
 
     python -m benchmarks.bench_adapters                        # the default model
     python -m benchmarks.bench_adapters --model tsx-medtrans-0.5b --repeats 5 --json out.json
@@ -17,6 +17,7 @@ import json
 import statistics
 import time
 
+from benchmarks.bench_engine import app_run
 from medcore.modelspec import default_model
 from runtime.engine import TranslationEngine
 from runtime.machine import default_threads
@@ -26,17 +27,6 @@ SENTENCES = [
     ("患者诊断为急性心肌梗死，行经皮冠状动脉介入治疗后恢复良好，出院后继续口服阿司匹林和氯吡格雷。", "zh-en"),
     ("The patient was admitted with community-acquired pneumonia and started on intravenous ceftriaxone.", "en-zh"),
 ]
-
-
-def one_run(engine: TranslationEngine, source: str, direction: str, max_tokens: int) -> dict:
-    t0 = time.perf_counter()
-    result = engine.translate(source, direction, max_new_tokens=max_tokens)
-    seconds = time.perf_counter() - t0
-    seg = result.segments[0]
-    n = seg.generated_tokens
-    return {"seconds": seconds, "tokens": n, "first_token_s": seg.first_token_s,
-            "decode_tok_s": (n - 1) / (seg.seconds - seg.first_token_s) if n > 1 else 0.0,
-            "text": result.translation}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         for source, direction in SENTENCES:
             for state in ("off", "on"):
                 engine.set_adapters_active(state == "on")
-                runs[state].append(one_run(engine, source, direction, args.max_tokens))
+                runs[state].append(app_run(engine, source, direction, args.max_tokens))
     engine.set_adapters_active(True)
 
     def med(state: str, key: str) -> float:

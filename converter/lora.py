@@ -25,7 +25,7 @@ from typing import Any
 from converter import ConvertError
 from medcore.atomic import atomic_path, write_json
 from medcore.lora import KIND, sidecar_path
-from medcore.models import BUNDLED, resolve_model, sha256_file
+from medcore.models import bundled_for_file, resolve_model, sha256_file
 
 log = logging.getLogger(__name__)
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
@@ -167,7 +167,7 @@ def export_lora(adapter: str | os.PathLike[str], out: str | os.PathLike[str], ba
             record = {
                 "kind": KIND, "format": 1, "stage": meta.get("stage"), "architecture": arch,
                 "base": str(base_path), "base_file": base_path.name,
-                "base_name": next((m.name for m in BUNDLED.values() if m.filename == base_path.name), None),
+                "base_name": getattr(bundled_for_file(base_path.name), "name", None),
                 "base_fingerprint": fingerprint,
                 "lora": {"r": config["r"], "lora_alpha": config["lora_alpha"], "exported_alpha": alpha,
                          "use_rslora": bool(config.get("use_rslora")),

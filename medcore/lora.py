@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcore.models import BUNDLED, ModelError, sha256_file
+from medcore.models import ModelError, bundled_for_file, sha256_file
 
 KIND = "tsx-lora"
 SIDECAR_SUFFIX = ".json"
@@ -110,8 +110,8 @@ def check_stack(adapters: Sequence[LoraAdapter], base_sha256: str, base_name: st
         if not recorded:
             raise AdapterError(f"{adapter.path.name} does not record which base model it was trained on; not applied")
         if recorded != base_sha256:
-            bundled = next((m for m in BUNDLED.values() if m.filename == base_name and m.sha256 == recorded), None)
-            if bundled is not None:  # the right base by name, but its bytes changed: say so, not "another base"
+            bundled = bundled_for_file(base_name)
+            if bundled is not None and bundled.sha256 == recorded:  # the right base by name, other bytes: say so
                 raise AdapterError(
                     f"{base_name} is damaged or was replaced: sha256 {base_sha256[:12]}… but the bundled "
                     f"{bundled.name} (which {adapter.path.name} was trained on) is {recorded[:12]}…; reinstall it "

@@ -75,6 +75,11 @@ class ModelError(RuntimeError):
     """A model that is missing, corrupt or not what it claims to be, with what to do about it."""
 
 
+def bundled_for_file(*names: str) -> BundledModel | None:
+    """The ``BUNDLED`` model whose file name is one of ``names`` (a file's name, its symlink target's), else None."""
+    return next((m for m in BUNDLED.values() if m.filename in names), None)
+
+
 def models_dir(override: str | os.PathLike[str] | None = None) -> Path:
     if override:
         return Path(override).expanduser().resolve()

@@ -105,13 +105,9 @@ def check_resources() -> dict[str, Any]:
 
 def bundled_entry(path: Path):
     """The ``BUNDLED`` model whose file name this is (following a symlink), else None."""
-    from medcore.models import BUNDLED
+    from medcore.models import bundled_for_file
 
-    names = {path.name, path.resolve().name}
-    for model in BUNDLED.values():
-        if model.filename in names:
-            return model
-    return None
+    return bundled_for_file(path.name, path.resolve().name)
 
 
 def check_model(spec: str | None, verify_hash: bool = True) -> tuple[str, dict[str, Any]]:
